@@ -1,0 +1,256 @@
+"""The ``atiende`` command line: thin wrappers that parse, then call one service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from atiende.core import migrate
+from atiende.core.config import Settings
+from atiende.core.db import Database, Scope
+from atiende.core.errors import AtiendeError
+from atiende.identity import service as identity
+from atiende.identity.actor import Actor
+from atiende.identity.models import Role
+from atiende.identity.schemas import UserCreate
+from atiende.tenancy import service as tenancy
+from atiende.tenancy.models import DeploymentMode
+from atiende.tenancy.schemas import TenantCreate
+
+app = typer.Typer(
+    help="Atiende: omnichannel contact center.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenants (organisations).", no_args_is_help=True)
+user_app = typer.Typer(help="Users.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(user_app, name="user")
+
+DEMO_SLUG = "demo"
+DEMO_LOGINS_FILE = "demo-logins.json"
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _fail(error: AtiendeError) -> None:
+    typer.secho(f"error ({error.code}): {error.message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Overrides ATIENDE_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides ATIENDE_PORT.")] = None,
+) -> None:
+    """Serve the web app, API and websockets (with the embedded job worker by default)."""
+    import uvicorn
+
+    from atiende.web.app import create_app
+
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
+    bind_host, bind_port = host or settings.host, port or settings.port
+    typer.echo(f"Atiende on http://{bind_host}:{bind_port}  (data: {settings.data_dir.resolve()})")
+    uvicorn.run(
+        create_app(settings),
+        host=bind_host,
+        port=bind_port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run durable jobs and timers (start several on PostgreSQL; each job runs once)."""
+    from atiende.jobs.service import JobRunner
+    from atiende.tasks import build_registry, schedule_housekeeping
+
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
+
+    async def main() -> None:
+        db = Database(settings.resolved_database_url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with db.session(Scope.system()) as session:
+            await schedule_housekeeping(session)
+        try:
+            await JobRunner(db, build_registry(), settings).run_forever(stop)
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    settings = _settings()
+    migrate.upgrade(settings.resolved_database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+async def _with_db(settings: Settings, work: object) -> object:
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session(Scope.system()) as session:
+            return await work(session)  # type: ignore[operator]
+    finally:
+        await db.dispose()
+
+
+@tenant_app.command("create")
+def tenant_create(
+    slug: Annotated[str, typer.Option(help="Short unique name, e.g. acme")],
+    name: Annotated[str, typer.Option(help="Display name")],
+    time_zone: Annotated[str, typer.Option("--time-zone")] = "America/Mexico_City",
+    locale: Annotated[str, typer.Option()] = "es",
+    deployment: Annotated[DeploymentMode, typer.Option()] = DeploymentMode.cloud,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create a tenant."""
+    from pydantic import ValidationError
+
+    settings = _settings()
+    try:
+        data = TenantCreate(
+            slug=slug,
+            name=name,
+            time_zone=time_zone,
+            locale=locale,
+            deployment_mode=deployment,  # type: ignore[arg-type]
+        )
+    except ValidationError as error:
+        typer.secho(f"error (validation_error): {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from error
+
+    async def work(session: object) -> object:
+        return await tenancy.create_tenant(session, Actor.system(), data)  # type: ignore[arg-type]
+
+    try:
+        tenant = asyncio.run(_with_db(settings, work))
+    except AtiendeError as error:
+        _fail(error)
+    tenant_id = tenant.id  # type: ignore[attr-defined]
+    typer.echo(
+        json.dumps({"id": str(tenant_id), "slug": slug})
+        if as_json
+        else f"tenant {slug} created: {tenant_id}"
+    )
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option()],
+    role: Annotated[Role, typer.Option()],
+    tenant: Annotated[str | None, typer.Option(help="Tenant slug; omit for vendor staff")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Omit to generate one (printed once)")
+    ] = None,
+) -> None:
+    """Create a user in a tenant (or vendor staff without --tenant)."""
+    from pydantic import ValidationError
+
+    settings = _settings()
+    chosen = password or secrets.token_urlsafe(12)
+
+    async def work(session: object) -> object:
+        tenant_id = None
+        if tenant:
+            found = await tenancy.get_tenant_by_slug(session, tenant)  # type: ignore[arg-type]
+            if found is None:
+                typer.secho(f"error (tenant_not_found): no tenant {tenant!r}", err=True, fg="red")
+                raise typer.Exit(code=1)
+            tenant_id = found.id
+        data = UserCreate(email=email, name=name, role=role, password=chosen, tenant_id=tenant_id)
+        return await identity.create_user(session, Actor.system(), data)  # type: ignore[arg-type]
+
+    try:
+        user = asyncio.run(_with_db(settings, work))
+    except ValidationError as error:
+        typer.secho(f"error (validation_error): {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from error
+    except AtiendeError as error:
+        _fail(error)
+    typer.echo(f"user {email} ({role.value}) created: {user.id}")  # type: ignore[attr-defined]
+    if password is None:
+        typer.echo(f"password: {chosen}")
+
+
+DEMO_USERS = (
+    ("admin@demo.example.com", "Ana Admin", Role.admin),
+    ("supervisor@demo.example.com", "Sergio Supervisor", Role.supervisor),
+    ("agent1@demo.example.com", "Alicia Agente", Role.agent),
+    ("agent2@demo.example.com", "Andrés Agente", Role.agent),
+)
+
+
+@app.command()
+def demo() -> None:
+    """Create the demo tenant with an admin, a supervisor and two agents (once), and print
+    their logins. Passwords are generated on first run and kept in the data dir."""
+    settings = _settings()
+    logins_path = settings.data_dir / DEMO_LOGINS_FILE
+
+    async def work(session: object) -> object:
+        if await tenancy.get_tenant_by_slug(session, DEMO_SLUG) is not None:  # type: ignore[arg-type]
+            return None
+        tenant = await tenancy.create_tenant(
+            session,  # type: ignore[arg-type]
+            Actor.system(),
+            TenantCreate(slug=DEMO_SLUG, name="Demo", time_zone="America/Mexico_City", locale="es"),
+        )
+        logins = []
+        for email, name, role in DEMO_USERS:
+            password = secrets.token_urlsafe(9)
+            await identity.create_user(
+                session,  # type: ignore[arg-type]
+                Actor.system(),
+                UserCreate(
+                    email=email, name=name, role=role, password=password, tenant_id=tenant.id
+                ),
+            )
+            logins.append({"email": email, "role": role.value, "password": password})
+        return logins
+
+    created = asyncio.run(_with_db(settings, work))
+    if created is not None:
+        logins_path.write_text(json.dumps(created, indent=2))
+        logins_path.chmod(0o600)
+    _print_demo_logins(logins_path)
+
+
+def _print_demo_logins(path: Path) -> None:
+    if not path.exists():
+        typer.echo("demo tenant exists; its generated logins file is gone")
+        return
+    typer.echo("Demo logins (tenant 'demo'):")
+    for login in json.loads(path.read_text()):
+        typer.echo(f"  {login['role']:<11} {login['email']:<32} {login['password']}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Cross-cutting foundations: configuration, database, bus, clock, ids, errors, i18n."""

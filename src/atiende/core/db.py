@@ -1,0 +1,268 @@
+"""Database engine, declarative base, tenant scoping and the unit of work.
+
+Tenant scoping is one mechanism: every ORM statement that touches a ``TenantScoped`` model gets
+``tenant_id = <the session's tenant>`` added by a ``do_orm_execute`` hook, and a session with no
+scope refuses such statements outright. Code never remembers to add the filter by hand.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+from sqlalchemy import DateTime, ForeignKey, MetaData, Uuid, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    UOWTransaction,
+    declared_attr,
+    mapped_column,
+    with_loader_criteria,
+)
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+from atiende.core.clock import Clock, SystemClock, as_utc
+from atiende.core.errors import TenantScopeMissing
+from atiende.core.ids import new_id
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
+        return as_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: Uuid()}
+
+
+class IdMixin:
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+
+
+class TenantScoped:
+    """Mixin for every tenant-owned table; rows are visible only inside their tenant's scope.
+
+    A model sets ``tenant_optional = True`` when some rows belong to no tenant (vendor staff
+    users): those rows are visible only in the system scope.
+    """
+
+    tenant_optional: bool = False
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[uuid.UUID]:
+        return mapped_column(
+            ForeignKey("tenants.id", ondelete="CASCADE"),
+            index=True,
+            nullable=cls.tenant_optional,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which tenant's rows a session may see. ``tenant_id=None`` with ``all_tenants`` is the
+    vendor/system view; a session with no scope at all cannot touch tenant data."""
+
+    tenant_id: uuid.UUID | None
+    all_tenants: bool = False
+
+    @classmethod
+    def tenant(cls, tenant_id: uuid.UUID) -> Scope:
+        return cls(tenant_id=tenant_id)
+
+    @classmethod
+    def system(cls) -> Scope:
+        return cls(tenant_id=None, all_tenants=True)
+
+
+SCOPE_KEY: Final = "atiende.scope"
+AFTER_COMMIT_KEY: Final = "atiende.after_commit"
+CLOCK_KEY: Final = "atiende.clock"
+PUBLISHER_KEY: Final = "atiende.publisher"
+
+
+def session_scope(session: Session | AsyncSession) -> Scope | None:
+    scope = session.info.get(SCOPE_KEY)
+    return scope if isinstance(scope, Scope) else None
+
+
+def require_tenant(session: Session | AsyncSession) -> uuid.UUID:
+    scope = session_scope(session)
+    if scope is None or scope.tenant_id is None:
+        raise TenantScopeMissing("this operation needs a tenant-scoped session")
+    return scope.tenant_id
+
+
+def _touches_tenant_data(state: ORMExecuteState) -> bool:
+    return any(issubclass(m.class_, TenantScoped) for m in state.all_mappers)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_statement(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        # Lazy loads follow an already-scoped parent; criteria propagate through the options.
+        return
+    if not _touches_tenant_data(state):
+        return
+    scope = session_scope(state.session)
+    if scope is None:
+        raise TenantScopeMissing("tenant data queried from a session without a scope")
+    if scope.all_tenants:
+        return
+    tenant_id = scope.tenant_id
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            TenantScoped,
+            lambda cls: cls.tenant_id == tenant_id,
+            include_aliases=True,
+        )
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_tenant(session: Session, flush_context: UOWTransaction, instances: object) -> None:
+    scope = session_scope(session)
+    for obj in list(session.new) + list(session.dirty):
+        if not isinstance(obj, TenantScoped):
+            continue
+        if scope is None:
+            raise TenantScopeMissing("tenant data written from a session without a scope")
+        if scope.all_tenants:
+            if obj.tenant_id is None and not obj.tenant_optional:
+                raise TenantScopeMissing("system-scoped writes must set tenant_id explicitly")
+            continue
+        if obj.tenant_id is None:
+            obj.tenant_id = scope.tenant_id  # type: ignore[assignment]
+        elif obj.tenant_id != scope.tenant_id:
+            raise TenantScopeMissing("a row of another tenant cannot be written in this scope")
+
+
+def clock_of(session: Session | AsyncSession) -> Clock:
+    clock = session.info.get(CLOCK_KEY)
+    return clock if clock is not None else SystemClock()
+
+
+def now(session: Session | AsyncSession) -> datetime:
+    """The unit of work's notion of now (a test clock in tests)."""
+    return clock_of(session).now()
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], Any]) -> None:
+    """Run ``callback`` (sync, or returning an awaitable) once the unit of work commits."""
+    session.info.setdefault(AFTER_COMMIT_KEY, []).append(callback)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Take over transaction control from pysqlite so BEGIN IMMEDIATE works.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers queue on the database lock up front instead of failing on lock upgrade.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 30}
+    elif not pool:
+        kwargs["poolclass"] = NullPool
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = create_async_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        _configure_sqlite(engine)
+    return engine
+
+
+class Publisher(Protocol):
+    async def publish(self, envelope: Any) -> None: ...
+
+
+class Database:
+    """The engine plus the unit of work: one transaction per request or job."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        publisher: Publisher | None = None,
+        pool: bool = True,
+    ) -> None:
+        self.url = url
+        self.clock: Clock = clock or SystemClock()
+        self.publisher = publisher
+        self.engine = create_engine(url, pool=pool)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def session(self, scope: Scope | None) -> AsyncIterator[AsyncSession]:
+        """Open a session, commit when the block ends, then run after-commit callbacks."""
+        async with self.sessionmaker() as session:
+            session.info[SCOPE_KEY] = scope
+            session.info[CLOCK_KEY] = self.clock
+            session.info[PUBLISHER_KEY] = self.publisher
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+            callbacks = session.info.pop(AFTER_COMMIT_KEY, [])
+        for callback in callbacks:
+            result = callback()
+            if hasattr(result, "__await__"):
+                await result
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,100 @@
+"""Domain events: typed, written to an append-only log in the same transaction as the change
+that caused them, and published on the bus only after that transaction commits.
+
+The log gives every event a monotonically increasing id, which is what websocket clients
+resume from after a reconnect.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import JSON, BigInteger, Integer, String
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from atiende.core.db import PUBLISHER_KEY, Base, after_commit, now, session_scope
+
+EVENT_TYPES: dict[str, type[DomainEvent]] = {}
+
+
+class DomainEvent(BaseModel):
+    """Base of every event; subclasses set ``event_type`` and declare their fields."""
+
+    model_config = ConfigDict(frozen=True)
+    event_type: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        event_type = cls.__dict__.get("event_type")
+        if event_type:
+            if event_type in EVENT_TYPES:
+                raise ValueError(f"duplicate event type {event_type!r}")
+            EVENT_TYPES[event_type] = cls
+
+
+class EventEnvelope(BaseModel):
+    """What travels on the bus and over websockets."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    type: str
+    tenant_id: uuid.UUID | None
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+class EventRecord(Base):
+    """The append-only event log. Read only by the realtime hub, which filters by tenant."""
+
+    __tablename__ = "event_log"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    type: Mapped[str] = mapped_column(String(100))
+    occurred_at: Mapped[datetime]
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    def envelope(self) -> EventEnvelope:
+        return EventEnvelope(
+            id=self.id,
+            type=self.type,
+            tenant_id=self.tenant_id,
+            occurred_at=self.occurred_at,
+            data=self.data,
+        )
+
+
+async def emit(
+    session: AsyncSession,
+    event: DomainEvent,
+    *,
+    tenant_id: uuid.UUID | None = None,
+) -> EventRecord:
+    """Record ``event`` in this unit of work; it is published once the unit commits.
+
+    The tenant defaults to the session's scope. The publisher is whatever the application put
+    in ``session.info`` (the bus); without one the event is only logged.
+    """
+    scope = session_scope(session)
+    if tenant_id is None and scope is not None:
+        tenant_id = scope.tenant_id
+    record = EventRecord(
+        tenant_id=tenant_id,
+        type=event.event_type,
+        occurred_at=now(session),
+        data=event.model_dump(mode="json"),
+    )
+    session.add(record)
+    await session.flush([record])
+    publisher = session.info.get(PUBLISHER_KEY)
+    if publisher is not None:
+        envelope = record.envelope()
+        after_commit(session, lambda: publisher.publish(envelope))
+    return record

@@ -1,0 +1,1 @@
+"""Users, roles, password login, web sessions and API tokens."""

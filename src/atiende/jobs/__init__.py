@@ -1,0 +1,1 @@
+"""Durable timers and jobs: rows in the database, claimed by workers, run at most once."""

@@ -1,0 +1,1 @@
+"""Alembic migrations, shipped inside the package so `atiende db upgrade` works anywhere."""

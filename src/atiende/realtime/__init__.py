@@ -1,0 +1,1 @@
+"""Realtime delivery of domain events to browsers: who may see what, and gap-free resume."""

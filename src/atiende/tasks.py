@@ -1,0 +1,39 @@
+"""Every job kind the application knows, registered in one place."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atiende.core.db import now
+from atiende.identity import service as identity
+from atiende.jobs import service as jobs
+from atiende.jobs.registry import JobContext, JobRegistry
+from atiende.realtime import service as realtime
+
+HOUSEKEEPING = "maintenance.housekeeping"
+HOUSEKEEPING_EVERY = timedelta(hours=1)
+
+
+async def housekeeping(session: AsyncSession, payload: dict[str, Any], ctx: JobContext) -> None:
+    """Hourly: drop expired sessions, stale login attempts and old events; then schedule the
+    next run (idempotently, keyed by its due hour)."""
+    await identity.purge_expired(session, login_window_seconds=ctx.settings.login_window_seconds)
+    await realtime.prune(session)
+    await schedule_housekeeping(session)
+
+
+async def schedule_housekeeping(session: AsyncSession) -> None:
+    instant = now(session)
+    due = instant.replace(minute=0, second=0, microsecond=0) + HOUSEKEEPING_EVERY
+    await jobs.schedule(
+        session, HOUSEKEEPING, run_at=due, dedupe_key=f"{HOUSEKEEPING}:{due.isoformat()}"
+    )
+
+
+def build_registry() -> JobRegistry:
+    registry = JobRegistry()
+    registry.register(HOUSEKEEPING, housekeeping)
+    return registry

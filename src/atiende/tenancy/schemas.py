@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+from zoneinfo import available_timezones
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from atiende.tenancy.models import DeploymentMode
+
+SUPPORTED_LOCALES = ("es", "en")
+Locale = Literal["es", "en"]
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _valid_time_zone(value: str) -> str:
+    if value not in available_timezones():
+        raise ValueError(f"unknown IANA time zone {value!r}")
+    return value
+
+
+def _valid_slug(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError("use lowercase letters, digits and dashes (1-63 characters)")
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_valid_time_zone)]
+Slug = Annotated[str, AfterValidator(_valid_slug)]
+
+
+class TenantCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    slug: Slug
+    time_zone: TimeZone = "America/Mexico_City"
+    locale: Locale = "es"
+    deployment_mode: DeploymentMode = DeploymentMode.cloud
+
+
+class TenantUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    time_zone: TimeZone | None = None
+    locale: Locale | None = None
+
+
+class TenantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    time_zone: str
+    locale: str
+    deployment_mode: DeploymentMode
+    created_at: datetime

@@ -1,0 +1,177 @@
+"""The FastAPI application factory and its lifespan-managed resources."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from atiende import __version__
+from atiende.audit.api import router as audit_router
+from atiende.core import i18n, migrate
+from atiende.core.bus import Bus, create_bus
+from atiende.core.clock import Clock, SystemClock
+from atiende.core.config import Settings
+from atiende.core.db import Database
+from atiende.core.errors import AtiendeError
+from atiende.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from atiende.identity.api import router as identity_router
+from atiende.jobs.service import JobRunner
+from atiende.tasks import build_registry
+from atiende.tenancy.api import router as tenancy_router
+from atiende.web import hub, pages
+from atiende.web.deps import LANG_COOKIE
+from atiende.web.state import AppState
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    bus: Bus | None = None,
+    run_worker: bool | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    bus = bus or create_bus(settings.redis_url)
+    db = Database(settings.resolved_database_url, clock=clock, publisher=bus)
+    state = AppState(
+        settings=settings,
+        db=db,
+        bus=bus,
+        clock=clock,
+        jobs=build_registry(),
+        node_id=f"node-{uuid.uuid4().hex[:8]}",
+    )
+    with_worker = settings.embedded_worker if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.is_sqlite:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.auto_migrate:
+            await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
+        await bus.start()
+        stop = asyncio.Event()
+        worker: asyncio.Task[None] | None = None
+        if with_worker:
+            runner = JobRunner(db, state.jobs, settings, worker_id=f"{state.node_id}-worker")
+            worker = asyncio.create_task(runner.run_forever(stop), name="embedded-worker")
+        state.started = True
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            await bus.stop()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Atiende",
+        version=__version__,
+        description="Omnichannel contact center API. Authenticate with a session cookie "
+        "(browsers, plus `X-CSRF-Token` on writes) or `Authorization: Bearer <API token>`.",
+        lifespan=lifespan,
+    )
+    app.state.atiende = state
+    _install_error_handlers(app)
+    _install_middleware(app, settings)
+    for router in (
+        hub.router,
+        identity_router,
+        tenancy_router,
+        audit_router,
+        pages.router,
+    ):
+        app.include_router(router)
+    from atiende.web.health import router as health_router
+
+    app.include_router(health_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # The page language for this request; pages refine it once the user is known.
+        token = i18n.current_locale.set(
+            i18n.negotiate(
+                user_locale=None,
+                cookie=request.cookies.get(LANG_COOKIE),
+                accept_language=request.headers.get("accept-language"),
+            )
+        )
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            return response
+        finally:
+            i18n.current_locale.reset(token)
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            HTTP_REQUESTS.labels(request.method, path, str(status)).inc()
+            HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AtiendeError)
+    async def atiende_error(request: Request, error: AtiendeError) -> Response:
+        if pages.wants_html(request) and error.status_code == 401:
+            return pages.redirect_to_login(request)
+        return JSONResponse(error.to_body(), status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
+        errors = [
+            {
+                "field": ".".join(str(part) for part in item.get("loc", ())[1:]) or None,
+                "location": item.get("loc", ("body",))[0],
+                "message": item.get("msg"),
+                "type": item.get("type"),
+            }
+            for item in error.errors()
+        ]
+        return JSONResponse(
+            {
+                "code": "validation_error",
+                "message": "The request is not valid.",
+                "details": {"errors": errors},
+            },
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        code = codes.get(error.status_code, f"http_{error.status_code}")
+        message = error.detail if isinstance(error.detail, str) else "Request failed."
+        return JSONResponse(
+            {"code": code, "message": message},
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )

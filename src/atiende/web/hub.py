@@ -1,0 +1,193 @@
+"""The websocket hub: authenticated, tenant-scoped event streams for browsers.
+
+Protocol (JSON text frames):
+
+- connect to ``/ws?last_event_id=N&topics=user,tenant`` (cookie or ``Authorization: Bearer``);
+- server → ``{"type": "hello", "last_event_id": M, "heartbeat_seconds": H}``;
+- server → ``{"type": "event", "event": {id, type, tenant_id, occurred_at, data}}``;
+- server → ``{"type": "heartbeat", "last_event_id": M}`` every H seconds; the client answers
+  ``{"type": "pong"}``, and a client silent for 3·H is dropped;
+- client → ``{"type": "subscribe", "topics": [...]}`` replaces the topic filter.
+
+Resume: the hub subscribes to the bus *before* reading the backlog after ``last_event_id``
+from the event log, and drops duplicates by id, so nothing falls between the two. On every
+heartbeat it re-reads the log from a little behind the newest id it sent, which covers events
+the bus lost (a Redis reconnect) and transactions that committed out of id order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from atiende.core.db import Scope
+from atiende.core.events import EventEnvelope
+from atiende.core.metrics import EVENTS_DELIVERED, WEBSOCKETS
+from atiende.realtime import service as realtime
+from atiende.web.deps import SESSION_COOKIE, Principal, bearer_of, resolve_principal
+from atiende.web.state import AppState
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+# How far behind the newest sent id a heartbeat re-reads; ids are allocated before commit,
+# so a slow transaction can land slightly below ids already delivered.
+REREAD_WINDOW = 200
+RECENT_IDS = 5000
+WS_POLICY_VIOLATION = 1008
+
+
+def _topics(raw: str | None) -> list[str]:
+    return [t.strip() for t in (raw or "").split(",") if t.strip()]
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True  # not a browser
+    return urlsplit(origin).netloc == websocket.headers.get("host")
+
+
+class Subscriber:
+    def __init__(self, websocket: WebSocket, principal: Principal, topics: list[str]) -> None:
+        self.websocket = websocket
+        self.principal = principal
+        self.topics = topics
+        self.queue: asyncio.Queue[EventEnvelope] = asyncio.Queue(maxsize=10_000)
+        self.sent: deque[int] = deque(maxlen=RECENT_IDS)
+        self.sent_set: set[int] = set()
+        self.high_water = 0
+        self.overflowed = False
+
+    def offer(self, envelope: EventEnvelope) -> None:
+        if not realtime.visible_to(envelope, self.principal.tenant_id, self.topics):
+            return
+        try:
+            self.queue.put_nowait(envelope)
+        except asyncio.QueueFull:
+            # Too slow a reader: drop live events; the heartbeat re-read refills from the log.
+            self.overflowed = True
+
+    async def send(self, envelope: EventEnvelope) -> None:
+        if envelope.id in self.sent_set:
+            return
+        if not realtime.visible_to(envelope, self.principal.tenant_id, self.topics):
+            return
+        await self.websocket.send_text(
+            json.dumps({"type": "event", "event": envelope.model_dump(mode="json")})
+        )
+        EVENTS_DELIVERED.inc()
+        if len(self.sent) == self.sent.maxlen:
+            self.sent_set.discard(self.sent[0])
+        self.sent.append(envelope.id)
+        self.sent_set.add(envelope.id)
+        self.high_water = max(self.high_water, envelope.id)
+
+
+async def _fill_from_log(state: AppState, sub: Subscriber, after_id: int) -> None:
+    while True:
+        async with state.db.session(Scope.system()) as session:
+            batch = await realtime.events_after(
+                session, tenant_id=sub.principal.tenant_id, after_id=after_id
+            )
+        for envelope in batch:
+            await sub.send(envelope)
+        if len(batch) < realtime.BACKLOG_LIMIT:
+            return
+        after_id = batch[-1].id
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    state: AppState = websocket.app.state.atiende
+    principal = await resolve_principal(
+        state,
+        bearer_of(websocket.headers.get("authorization")),
+        websocket.cookies.get(SESSION_COOKIE),
+    )
+    if principal is None or (principal.actor.via == "session" and not _same_origin(websocket)):
+        await websocket.close(code=WS_POLICY_VIOLATION, reason="not_authenticated")
+        return
+    try:
+        last_event_id = int(websocket.query_params.get("last_event_id") or -1)
+    except ValueError:
+        await websocket.close(code=WS_POLICY_VIOLATION, reason="bad_last_event_id")
+        return
+    await websocket.accept()
+    sub = Subscriber(websocket, principal, _topics(websocket.query_params.get("topics")))
+    unsubscribe = state.bus.subscribe(sub.offer)  # before reading the log: no gap
+    WEBSOCKETS.inc()
+    heartbeat = state.settings.websocket_heartbeat_seconds
+    try:
+        if last_event_id >= 0:
+            await _fill_from_log(state, sub, last_event_id)
+        else:
+            async with state.db.session(Scope.system()) as session:
+                sub.high_water = await realtime.latest_event_id(session)
+        await websocket.send_text(
+            json.dumps(
+                {"type": "hello", "last_event_id": sub.high_water, "heartbeat_seconds": heartbeat}
+            )
+        )
+        await _pump(state, sub, heartbeat)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        unsubscribe()
+        WEBSOCKETS.dec()
+
+
+async def _pump(state: AppState, sub: Subscriber, heartbeat: float) -> None:
+    loop = asyncio.get_running_loop()
+    last_heard = loop.time()
+    next_beat = last_heard + heartbeat
+    receiver: asyncio.Task[Any] = asyncio.create_task(sub.websocket.receive_text())
+    try:
+        while True:
+            getter = asyncio.create_task(sub.queue.get())
+            done, _ = await asyncio.wait(
+                {getter, receiver},
+                timeout=max(0.0, next_beat - loop.time()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if getter in done:
+                await sub.send(getter.result())
+            else:
+                getter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await getter
+            if receiver in done:
+                _handle_client_message(sub, receiver.result())
+                last_heard = loop.time()
+                receiver = asyncio.create_task(sub.websocket.receive_text())
+            if loop.time() >= next_beat:
+                if loop.time() - last_heard > 3 * heartbeat:
+                    await sub.websocket.close(code=1001, reason="heartbeat_timeout")
+                    return
+                await _fill_from_log(state, sub, max(0, sub.high_water - REREAD_WINDOW))
+                await sub.websocket.send_text(
+                    json.dumps({"type": "heartbeat", "last_event_id": sub.high_water})
+                )
+                next_beat = loop.time() + heartbeat
+    finally:
+        receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+            await receiver
+
+
+def _handle_client_message(sub: Subscriber, text: str) -> None:
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return
+    if not isinstance(message, dict):
+        return
+    if message.get("type") == "subscribe" and isinstance(message.get("topics"), list):
+        sub.topics = [str(t) for t in message["topics"] if isinstance(t, str)]

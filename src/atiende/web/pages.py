@@ -1,0 +1,237 @@
+"""Server-rendered pages: login, and the navigation frame each role works in.
+
+Pages read and write through the same services as the API; the browser-side script
+(``static/atiende.js``) calls the JSON API with the CSRF token for anything interactive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from atiende import __version__
+from atiende.core import i18n
+from atiende.core.db import Scope
+from atiende.core.errors import AtiendeError, NotAuthenticated, PermissionDenied
+from atiende.identity import service as identity
+from atiende.identity.api import login
+from atiende.identity.models import Role
+from atiende.web.deps import (
+    LANG_COOKIE,
+    SESSION_COOKIE,
+    Principal,
+    app_state,
+    optional_principal,
+)
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+    autoescape=True,
+    extensions=["jinja2.ext.i18n"],
+)
+_environment.install_gettext_callables(  # type: ignore[attr-defined]
+    i18n.gettext, i18n.ngettext, newstyle=True
+)
+templates = Jinja2Templates(env=_environment)
+
+router = APIRouter(include_in_schema=False)
+_ = i18n.gettext
+
+
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    path: str
+    label: str
+    icon: str
+
+
+def navigation(role: Role) -> list[NavItem]:
+    """The menu of each role; later capabilities add their pages here."""
+    items = [NavItem("/", _("Home"), "home")]
+    if role in {Role.admin, Role.supervisor, Role.vendor_admin}:
+        items.append(NavItem("/users", _("Users"), "users"))
+    if role in {Role.admin, Role.vendor_admin}:
+        items.append(NavItem("/audit", _("Audit log"), "audit"))
+    if role in {Role.vendor_admin, Role.vendor_billing, Role.vendor_support}:
+        items.append(NavItem("/tenants", _("Tenants"), "tenants"))
+    items.append(NavItem("/account", _("My account"), "account"))
+    return items
+
+
+def role_label(role: Role) -> str:
+    return {
+        Role.admin: _("Administrator"),
+        Role.supervisor: _("Supervisor"),
+        Role.agent: _("Agent"),
+        Role.vendor_admin: _("Vendor administrator"),
+        Role.vendor_billing: _("Vendor billing"),
+        Role.vendor_support: _("Vendor support"),
+    }[role]
+
+
+def wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/ws")) and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def redirect_to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+def _safe_next(value: str | None) -> str:
+    """Only same-site paths: never an open redirect."""
+    if not value:
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    return value
+
+
+def _set_page_locale(request: Request, principal: Principal | None) -> str:
+    locale = i18n.negotiate(
+        user_locale=principal.locale if principal else None,
+        cookie=request.cookies.get(LANG_COOKIE),
+        accept_language=request.headers.get("accept-language"),
+    )
+    i18n.current_locale.set(locale)
+    return locale
+
+
+def render(
+    request: Request,
+    template: str,
+    principal: Principal | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    locale = _set_page_locale(request, principal)
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "principal": principal,
+            "locale": locale,
+            "locales": i18n.LOCALES,
+            "nav": navigation(principal.role) if principal else [],
+            "role_label": role_label(principal.role) if principal else "",
+            "version": __version__,
+            "current_path": request.url.path,
+            **context,
+        },
+        status_code=status_code,
+    )
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def _signed_in(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise NotAuthenticated()
+    return principal
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, principal: OptionalPrincipal, next: str = "/") -> Response:
+    if principal is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return render(request, "login.html", None, next=_safe_next(next), error=None, email="")
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login_submit(
+    request: Request,
+    email: Annotated[str, Form(max_length=254)] = "",
+    password: Annotated[str, Form(max_length=256)] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    try:
+        await login(request, response, email, password)
+    except AtiendeError as error:
+        message = (
+            _("Too many failed attempts. Wait a few minutes and try again.")
+            if error.status_code == 429
+            else _("E-mail or password is wrong.")
+        )
+        return render(
+            request,
+            "login.html",
+            None,
+            status_code=error.status_code,
+            next=_safe_next(next),
+            error=message,
+            email=email,
+        )
+    return response
+
+
+@router.post("/language")
+async def set_language(
+    request: Request,
+    principal: OptionalPrincipal,
+    locale: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    """Anonymous visitors keep the choice in a cookie; signed-in users use the API, which
+    also saves it on their profile (the page script does that)."""
+    chosen = i18n.normalise(locale) or i18n.DEFAULT_LOCALE
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, principal: OptionalPrincipal) -> Response:
+    return render(request, "home.html", _signed_in(principal))
+
+
+def _page(template: str, *roles: Role) -> Any:
+    async def page(request: Request, principal: OptionalPrincipal) -> Response:
+        signed_in = _signed_in(principal)
+        if roles and signed_in.role not in roles:
+            raise PermissionDenied()
+        return render(request, template, signed_in)
+
+    return page
+
+
+router.add_api_route(
+    "/users",
+    _page("users.html", Role.admin, Role.supervisor, Role.vendor_admin),
+    response_class=HTMLResponse,
+)
+router.add_api_route(
+    "/audit", _page("audit.html", Role.admin, Role.vendor_admin), response_class=HTMLResponse
+)
+router.add_api_route(
+    "/tenants",
+    _page("tenants.html", Role.vendor_admin, Role.vendor_billing, Role.vendor_support),
+    response_class=HTMLResponse,
+)
+router.add_api_route("/account", _page("account.html"), response_class=HTMLResponse)
+
+
+@router.post("/logout")
+async def logout_page(request: Request, principal: OptionalPrincipal) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if principal is not None and cookie:
+        form = await request.form()
+        token = form.get("csrf_token")
+        if isinstance(token, str) and principal.csrf_token == token:
+            async with app_state(request).db.session(Scope.system()) as session:
+                await identity.end_web_session(session, cookie)
+            response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
