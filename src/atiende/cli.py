@@ -7,21 +7,24 @@ import json
 import logging
 import secrets
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.core import migrate
 from atiende.core.config import Settings
 from atiende.core.db import Database, Scope
-from atiende.core.errors import AtiendeError
+from atiende.core.errors import AtiendeError, NotFound
 from atiende.identity import service as identity
 from atiende.identity.actor import Actor
-from atiende.identity.models import Role
+from atiende.identity.models import Role, User
 from atiende.identity.schemas import UserCreate
 from atiende.tenancy import service as tenancy
-from atiende.tenancy.models import DeploymentMode
+from atiende.tenancy.models import DeploymentMode, Tenant
 from atiende.tenancy.schemas import TenantCreate
 
 app = typer.Typer(
@@ -36,6 +39,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 
+T = TypeVar("T")
 DEMO_SLUG = "demo"
 DEMO_LOGINS_FILE = "demo-logins.json"
 
@@ -47,8 +51,8 @@ def _settings() -> Settings:
     return settings
 
 
-def _fail(error: AtiendeError) -> None:
-    typer.secho(f"error ({error.code}): {error.message}", fg=typer.colors.RED, err=True)
+def _fail(error: AtiendeError) -> NoReturn:
+    typer.secho(f"error ({error.error_code}): {error.message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=1)
 
 
@@ -112,13 +116,18 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     typer.echo(f"database at {revision}")
 
 
-async def _with_db(settings: Settings, work: object) -> object:
-    db = Database(settings.resolved_database_url)
-    try:
-        async with db.session(Scope.system()) as session:
-            return await work(session)  # type: ignore[operator]
-    finally:
-        await db.dispose()
+def _with_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one system-scoped unit of work and return its result."""
+
+    async def main() -> T:
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.session(Scope.system()) as session:
+                return await work(session)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
 
 
 @tenant_app.command("create")
@@ -131,34 +140,32 @@ def tenant_create(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a tenant."""
-    from pydantic import ValidationError
-
     settings = _settings()
     try:
-        data = TenantCreate(
-            slug=slug,
-            name=name,
-            time_zone=time_zone,
-            locale=locale,
-            deployment_mode=deployment,  # type: ignore[arg-type]
+        data = TenantCreate.model_validate(
+            {
+                "slug": slug,
+                "name": name,
+                "time_zone": time_zone,
+                "locale": locale,
+                "deployment_mode": deployment,
+            }
         )
     except ValidationError as error:
         typer.secho(f"error (validation_error): {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from error
 
-    async def work(session: object) -> object:
-        return await tenancy.create_tenant(session, Actor.system(), data)  # type: ignore[arg-type]
+    async def work(session: AsyncSession) -> Tenant:
+        return await tenancy.create_tenant(session, Actor.system(), data)
 
     try:
-        tenant = asyncio.run(_with_db(settings, work))
+        tenant = _with_db(settings, work)
     except AtiendeError as error:
         _fail(error)
-    tenant_id = tenant.id  # type: ignore[attr-defined]
-    typer.echo(
-        json.dumps({"id": str(tenant_id), "slug": slug})
-        if as_json
-        else f"tenant {slug} created: {tenant_id}"
-    )
+    if as_json:
+        typer.echo(json.dumps({"id": str(tenant.id), "slug": tenant.slug}))
+    else:
+        typer.echo(f"tenant {tenant.slug} created: {tenant.id}")
 
 
 @user_app.command("create")
@@ -172,30 +179,27 @@ def user_create(
     ] = None,
 ) -> None:
     """Create a user in a tenant (or vendor staff without --tenant)."""
-    from pydantic import ValidationError
-
     settings = _settings()
     chosen = password or secrets.token_urlsafe(12)
 
-    async def work(session: object) -> object:
+    async def work(session: AsyncSession) -> User:
         tenant_id = None
         if tenant:
-            found = await tenancy.get_tenant_by_slug(session, tenant)  # type: ignore[arg-type]
+            found = await tenancy.get_tenant_by_slug(session, tenant)
             if found is None:
-                typer.secho(f"error (tenant_not_found): no tenant {tenant!r}", err=True, fg="red")
-                raise typer.Exit(code=1)
+                raise NotFound("tenant", f"No tenant with slug {tenant!r}.")
             tenant_id = found.id
         data = UserCreate(email=email, name=name, role=role, password=chosen, tenant_id=tenant_id)
-        return await identity.create_user(session, Actor.system(), data)  # type: ignore[arg-type]
+        return await identity.create_user(session, Actor.system(), data)
 
     try:
-        user = asyncio.run(_with_db(settings, work))
+        user = _with_db(settings, work)
     except ValidationError as error:
         typer.secho(f"error (validation_error): {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from error
     except AtiendeError as error:
         _fail(error)
-    typer.echo(f"user {email} ({role.value}) created: {user.id}")  # type: ignore[attr-defined]
+    typer.echo(f"user {user.email} ({user.role.value}) created: {user.id}")
     if password is None:
         typer.echo(f"password: {chosen}")
 
@@ -215,11 +219,11 @@ def demo() -> None:
     settings = _settings()
     logins_path = settings.data_dir / DEMO_LOGINS_FILE
 
-    async def work(session: object) -> object:
-        if await tenancy.get_tenant_by_slug(session, DEMO_SLUG) is not None:  # type: ignore[arg-type]
+    async def work(session: AsyncSession) -> list[dict[str, str]] | None:
+        if await tenancy.get_tenant_by_slug(session, DEMO_SLUG) is not None:
             return None
         tenant = await tenancy.create_tenant(
-            session,  # type: ignore[arg-type]
+            session,
             Actor.system(),
             TenantCreate(slug=DEMO_SLUG, name="Demo", time_zone="America/Mexico_City", locale="es"),
         )
@@ -227,7 +231,7 @@ def demo() -> None:
         for email, name, role in DEMO_USERS:
             password = secrets.token_urlsafe(9)
             await identity.create_user(
-                session,  # type: ignore[arg-type]
+                session,
                 Actor.system(),
                 UserCreate(
                     email=email, name=name, role=role, password=password, tenant_id=tenant.id
@@ -236,7 +240,7 @@ def demo() -> None:
             logins.append({"email": email, "role": role.value, "password": password})
         return logins
 
-    created = asyncio.run(_with_db(settings, work))
+    created = _with_db(settings, work)
     if created is not None:
         logins_path.write_text(json.dumps(created, indent=2))
         logins_path.chmod(0o600)

@@ -38,7 +38,7 @@ async def record(
         occurred_at=now(session),
     )
     session.add(entry)
-    await session.flush([entry])
+    await session.flush()
     return entry
 
 

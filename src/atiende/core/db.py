@@ -168,7 +168,7 @@ def _stamp_tenant(session: Session, flush_context: UOWTransaction, instances: ob
                 raise TenantScopeMissing("system-scoped writes must set tenant_id explicitly")
             continue
         if obj.tenant_id is None:
-            obj.tenant_id = scope.tenant_id  # type: ignore[assignment]
+            obj.tenant_id = scope.tenant_id
         elif obj.tenant_id != scope.tenant_id:
             raise TenantScopeMissing("a row of another tenant cannot be written in this scope")
 

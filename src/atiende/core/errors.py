@@ -12,13 +12,16 @@ class AtiendeError(Exception):
     code: ClassVar[str] = "bad_request"
     default_message: ClassVar[str] = "The request could not be processed."
 
-    def __init__(self, message: str | None = None, **details: Any) -> None:
+    def __init__(
+        self, message: str | None = None, *, code: str | None = None, **details: Any
+    ) -> None:
         self.message = message or self.default_message
+        self.error_code = code or self.code
         self.details = details
         super().__init__(self.message)
 
     def to_body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        body: dict[str, Any] = {"code": self.error_code, "message": self.message}
         if self.details:
             body["details"] = self.details
         return body
@@ -30,8 +33,10 @@ class NotFound(AtiendeError):
     default_message = "The resource does not exist."
 
     def __init__(self, resource: str, message: str | None = None) -> None:
-        super().__init__(message or f"{resource.replace('_', ' ').capitalize()} not found.")
-        self.code = f"{resource}_not_found"  # type: ignore[misc]
+        super().__init__(
+            message or f"{resource.replace('_', ' ').capitalize()} not found.",
+            code=f"{resource}_not_found",
+        )
 
 
 class ValidationFailed(AtiendeError):

@@ -92,7 +92,7 @@ async def emit(
         data=event.model_dump(mode="json"),
     )
     session.add(record)
-    await session.flush([record])
+    await session.flush()
     publisher = session.info.get(PUBLISHER_KEY)
     if publisher is not None:
         envelope = record.envelope()

@@ -57,7 +57,8 @@ async def login(request: Request, response: Response, email: str, password: str)
             )
     # Raised after the commit, so a failed attempt is counted even though the login fails.
     user = service.raise_for(outcome)
-    assert token is not None and web_session is not None
+    if token is None or web_session is None:
+        raise RuntimeError("a successful login always starts a session")
     response.set_cookie(
         SESSION_COOKIE,
         token,

@@ -41,8 +41,8 @@ from atiende.identity.models import (
 from atiende.identity.schemas import PasswordChange, UserCreate, UserOut, UserUpdate
 from atiende.tenancy.models import Tenant
 
-SESSION_TOKEN_PREFIX = "ses"
-API_TOKEN_PREFIX = "atd"
+SESSION_TOKEN_PREFIX = "ses"  # noqa: S105 - a prefix, not a secret
+API_TOKEN_PREFIX = "atd"  # noqa: S105 - a prefix, not a secret
 USER_MANAGERS = frozenset({Role.admin, Role.vendor_admin})
 
 
@@ -84,7 +84,7 @@ async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> 
         raise NotFound("tenant")
     email = data.email.lower()
     if await _email_taken(session, email):
-        raise Conflict("A user with this e-mail exists.", field="email")
+        raise Conflict("A user with this e-mail exists.", code="user_email_taken", field="email")
     instant = now(session)
     user = User(
         tenant_id=tenant_id,
@@ -98,7 +98,7 @@ async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> 
         password_changed_at=instant,
     )
     session.add(user)
-    await session.flush([user])
+    await session.flush()
     await audit.record(
         session,
         actor,
@@ -148,18 +148,20 @@ async def update_user(
     changes = data.model_dump(exclude_unset=True)
     if "role" in changes:
         if changes["role"] is None:
-            raise ValidationFailed("role cannot be null", field="role")
+            raise ValidationFailed("The role cannot be empty.", field="role")
         allowed = VENDOR_ROLES if user.tenant_id is None else TENANT_ROLES
         if changes["role"] not in allowed:
-            raise ValidationFailed("That role does not fit this user.", field="role")
+            raise ValidationFailed(
+                "That role does not fit this user.", code="role_not_allowed", field="role"
+            )
     if user.id == actor.user_id and (
         changes.get("is_active") is False or changes.get("role", user.role) != user.role
     ):
-        raise Conflict("You cannot demote or deactivate yourself.")
+        raise Conflict("You cannot demote or deactivate yourself.", code="cannot_change_self")
     before = _snapshot(user)
     for field, value in changes.items():
         setattr(user, field, value)
-    await session.flush([user])
+    await session.flush()
     if changes.get("is_active") is False:
         await _end_sessions(session, user.id)
     if changes:
@@ -183,7 +185,7 @@ async def delete_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -
     _require_manager(actor)
     user = await get_user(session, actor, user_id)
     if user.id == actor.user_id:
-        raise Conflict("You cannot delete yourself.")
+        raise Conflict("You cannot delete yourself.", code="cannot_change_self")
     before = _snapshot(user)
     tenant_id = user.tenant_id
     await session.delete(user)
@@ -203,7 +205,7 @@ async def delete_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -
 async def set_locale(session: AsyncSession, actor: Actor, locale: str) -> User:
     user = await get_user(session, actor, _self_id(actor))
     user.locale = locale
-    await session.flush([user])
+    await session.flush()
     return user
 
 
@@ -294,7 +296,7 @@ async def start_web_session(
         expires_at=instant + timedelta(days=days),
     )
     session.add(web_session)
-    await session.flush([web_session])
+    await session.flush()
     return token, web_session
 
 
@@ -375,7 +377,7 @@ async def create_api_token(session: AsyncSession, actor: Actor, name: str) -> tu
         created_at=now(session),
     )
     session.add(api_token)
-    await session.flush([api_token])
+    await session.flush()
     await audit.record(
         session,
         actor,

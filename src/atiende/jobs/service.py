@@ -10,6 +10,7 @@ first still runs, and a crash rolls its effects back before anyone runs it again
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -65,7 +66,7 @@ async def schedule(
         created_at=instant,
     )
     session.add(job)
-    await session.flush([job])
+    await session.flush()
     return job
 
 
@@ -210,8 +211,6 @@ class JobRunner:
                 await self.run_due()
             except Exception:
                 log.exception("job runner loop error; continuing")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.worker_poll_seconds)
-            except TimeoutError:
-                pass
         log.info("job runner %s stopped", self.worker_id)

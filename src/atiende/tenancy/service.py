@@ -31,10 +31,12 @@ async def create_tenant(session: AsyncSession, actor: Actor, data: TenantCreate)
     if not actor.has(Role.vendor_admin):
         raise PermissionDenied()
     if await session.scalar(select(Tenant.id).where(Tenant.slug == data.slug)):
-        raise Conflict(f"A tenant with slug {data.slug!r} exists.", field="slug")
+        raise Conflict(
+            f"A tenant with slug {data.slug!r} exists.", code="tenant_slug_taken", field="slug"
+        )
     tenant = Tenant(**data.model_dump(), created_at=now(session))
     session.add(tenant)
-    await session.flush([tenant])
+    await session.flush()
     await audit.record(
         session,
         actor,
@@ -79,7 +81,7 @@ async def update_tenant(
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     for field, value in changes.items():
         setattr(tenant, field, value)
-    await session.flush([tenant])
+    await session.flush()
     if changes:
         await audit.record(
             session,

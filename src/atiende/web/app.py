@@ -32,6 +32,7 @@ from atiende.tasks import build_registry
 from atiende.tenancy.api import router as tenancy_router
 from atiende.web import hub, pages
 from atiende.web.deps import LANG_COOKIE
+from atiende.web.health import router as health_router
 from atiende.web.state import AppState
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,10 @@ def create_app(
         identity_router,
         tenancy_router,
         audit_router,
+        health_router,
         pages.router,
     ):
         app.include_router(router)
-    from atiende.web.health import router as health_router
-
-    app.include_router(health_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -82,9 +82,9 @@ def bearer_of(authorization: str | None) -> str | None:
 
 
 async def optional_principal(request: Request) -> Principal | None:
-    cached = getattr(request.state, "principal", False)
-    if cached is not False:
-        return cached  # type: ignore[no-any-return]
+    if hasattr(request.state, "principal"):
+        cached: Principal | None = request.state.principal
+        return cached
     principal = await resolve_principal(
         app_state(request),
         bearer_of(request.headers.get("authorization")),
@@ -131,7 +131,7 @@ Session = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 SystemSession = Annotated[AsyncSession, Depends(system_unit_of_work, scope="function")]
 
 
-def require_roles(*roles: Role) -> object:
+def require_roles(*roles: Role) -> Any:
     async def check(principal: CurrentPrincipal) -> Principal:
         if principal.role not in roles:
             raise PermissionDenied()

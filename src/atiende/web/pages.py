@@ -125,6 +125,7 @@ def render(
             "locales": i18n.LOCALES,
             "nav": navigation(principal.role) if principal else [],
             "role_label": role_label(principal.role) if principal else "",
+            "role_labels": {role.value: role_label(role) for role in Role},
             "version": __version__,
             "current_path": request.url.path,
             **context,
