@@ -64,6 +64,9 @@ class Subscriber:
         self.sent: deque[int] = deque(maxlen=RECENT_IDS)
         self.sent_set: set[int] = set()
         self.high_water = 0
+        # Where this client's history starts: re-reads never reach below it, so a fresh
+        # connection is not sent events from before it connected.
+        self.floor = 0
         self.overflowed = False
 
     def offer(self, envelope: EventEnvelope) -> None:
@@ -127,10 +130,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     heartbeat = state.settings.websocket_heartbeat_seconds
     try:
         if last_event_id >= 0:
+            sub.floor = sub.high_water = last_event_id
             await _fill_from_log(state, sub, last_event_id)
         else:
             async with state.db.session(Scope.system()) as session:
-                sub.high_water = await realtime.latest_event_id(session)
+                sub.floor = sub.high_water = await realtime.latest_event_id(session)
         await websocket.send_text(
             json.dumps(
                 {"type": "hello", "last_event_id": sub.high_water, "heartbeat_seconds": heartbeat}
@@ -171,7 +175,7 @@ async def _pump(state: AppState, sub: Subscriber, heartbeat: float) -> None:
                 if loop.time() - last_heard > 3 * heartbeat:
                     await sub.websocket.close(code=1001, reason="heartbeat_timeout")
                     return
-                await _fill_from_log(state, sub, max(0, sub.high_water - REREAD_WINDOW))
+                await _fill_from_log(state, sub, max(sub.floor, sub.high_water - REREAD_WINDOW))
                 await sub.websocket.send_text(
                     json.dumps({"type": "heartbeat", "last_event_id": sub.high_water})
                 )
