@@ -171,3 +171,15 @@ async def app(settings: Settings, clock: TestClock) -> AsyncIterator[FastAPI]:
 def db(app: FastAPI) -> Database:
     database: Database = app.state.atiende.db
     return database
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI nothing may be skipped: a skip there would hide an untested backend."""
+    if not IN_CI:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        if reporter:
+            reporter.write_line(f"CI: {len(skipped)} test(s) were skipped; failing the run", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

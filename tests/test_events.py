@@ -1,0 +1,46 @@
+"""Every event type has a schema, and events are published only after commit."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from atiende.core.bus import InProcessBus
+from atiende.core.db import Database, Scope
+from atiende.core.events import EVENT_TYPES, EventEnvelope, EventRecord, emit
+from atiende.identity.events import UserCreated
+
+
+def test_every_event_type_round_trips_through_json() -> None:
+    import atiende.models  # noqa: F401 - registers every domain's events
+
+    assert {"tenant.created", "tenant.updated", "user.created", "user.updated", "user.deleted"} <= set(
+        EVENT_TYPES
+    )
+    for event_type, model in EVENT_TYPES.items():
+        assert event_type.count(".") >= 1
+        assert model.model_json_schema()["type"] == "object"
+
+
+async def test_events_are_published_only_when_the_unit_of_work_commits(database_url: str) -> None:
+    bus = InProcessBus()
+    received: list[EventEnvelope] = []
+    bus.subscribe(received.append)
+    db = Database(database_url, publisher=bus)
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.session(Scope.system()) as session:
+                await emit(session, UserCreated(user_id=uuid.uuid4(), role="agent"))
+                raise RuntimeError("rolled back")
+        assert received == []
+        async with db.session(Scope.system()) as session:
+            await emit(session, UserCreated(user_id=uuid.uuid4(), role="agent"))
+            assert received == [], "not before the commit"
+        assert [e.type for e in received] == ["user.created"]
+        async with db.session(Scope.system()) as session:
+            logged = (await session.scalars(select(EventRecord))).all()
+        assert [r.id for r in logged] == [received[0].id]
+    finally:
+        await db.dispose()
