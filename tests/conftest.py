@@ -14,8 +14,8 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from fastapi import FastAPI
@@ -181,5 +181,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     skipped = reporter.stats.get("skipped", []) if reporter else []
     if skipped:
         if reporter:
-            reporter.write_line(f"CI: {len(skipped)} test(s) were skipped; failing the run", red=True)
+            reporter.write_line(
+                f"CI: {len(skipped)} test(s) were skipped; failing the run", red=True
+            )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -27,7 +27,9 @@ _counter = itertools.count(1)
 
 
 async def make_tenant(db: Database, slug: str | None = None, **fields: Any) -> Tenant:
-    data = TenantCreate(slug=slug or f"tenant-{next(_counter)}", name=fields.pop("name", "Acme"), **fields)
+    data = TenantCreate(
+        slug=slug or f"tenant-{next(_counter)}", name=fields.pop("name", "Acme"), **fields
+    )
     async with db.session(Scope.system()) as session:
         return await tenancy.create_tenant(session, Actor.system(), data)
 

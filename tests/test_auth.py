@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 from atiende.core.clock import TestClock
 from atiende.core.config import Settings
-from atiende.core.db import Database
+from atiende.core.db import Database, Scope
+from atiende.identity import service as identity
 from atiende.identity.models import Role
 from factories import PASSWORD, api_client, browser_login, caller, make_tenant, make_user
 
@@ -125,7 +126,9 @@ async def test_password_change_keeps_this_session_and_ends_the_others(app, db: D
         assert (await laptop.get("/api/v1/auth/me")).status_code == 200
         assert (await phone.get("/api/v1/auth/me")).status_code == 401
     async with api_client(app) as fresh:
-        old = await fresh.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})
+        old = await fresh.post(
+            "/api/v1/auth/login", json={"email": user.email, "password": PASSWORD}
+        )
         assert old.status_code == 401
         await browser_login(fresh, user.email, "a new long password")
 
@@ -202,3 +205,29 @@ async def test_login_form_shows_an_error_on_a_wrong_password(app, db: Database) 
         )
     assert response.status_code == 401
     assert "login-error" in response.text
+
+
+async def test_a_locked_login_says_when_to_retry(app, db: Database, settings: Settings) -> None:
+    user = await make_user(db, await make_tenant(db))
+    async with api_client(app) as client:
+        for _ in range(settings.login_max_failures):
+            await client.post("/api/v1/auth/login", json={"email": user.email, "password": "x"})
+        locked = await client.post(
+            "/api/v1/auth/login", json={"email": user.email, "password": "x"}
+        )
+    assert locked.status_code == 429
+    assert locked.headers["retry-after"] == str(settings.login_window_seconds)
+
+
+async def test_an_admin_password_reset_ends_the_users_sessions(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    agent = await make_user(db, tenant, Role.agent)
+    async with api_client(app) as browser:
+        await browser_login(browser, agent.email)
+        async with db.session(Scope.tenant(tenant.id)) as session:
+            admin = await make_user(db, tenant)
+            await identity.set_password(
+                session, identity.actor_for(admin), agent.id, "reset by the admin"
+            )
+        assert (await browser.get("/api/v1/auth/me")).status_code == 401
+        await browser_login(browser, agent.email, "reset by the admin")

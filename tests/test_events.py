@@ -16,9 +16,13 @@ from atiende.identity.events import UserCreated
 def test_every_event_type_round_trips_through_json() -> None:
     import atiende.models  # noqa: F401 - registers every domain's events
 
-    assert {"tenant.created", "tenant.updated", "user.created", "user.updated", "user.deleted"} <= set(
-        EVENT_TYPES
-    )
+    assert {
+        "tenant.created",
+        "tenant.updated",
+        "user.created",
+        "user.updated",
+        "user.deleted",
+    } <= set(EVENT_TYPES)
     for event_type, model in EVENT_TYPES.items():
         assert event_type.count(".") >= 1
         assert model.model_json_schema()["type"] == "object"
@@ -30,10 +34,14 @@ async def test_events_are_published_only_when_the_unit_of_work_commits(database_
     bus.subscribe(received.append)
     db = Database(database_url, publisher=bus)
     try:
-        with pytest.raises(RuntimeError):
+
+        async def failing_unit_of_work() -> None:
             async with db.session(Scope.system()) as session:
                 await emit(session, UserCreated(user_id=uuid.uuid4(), role="agent"))
                 raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError):
+            await failing_unit_of_work()
         assert received == []
         async with db.session(Scope.system()) as session:
             await emit(session, UserCreated(user_id=uuid.uuid4(), role="agent"))
@@ -42,5 +50,21 @@ async def test_events_are_published_only_when_the_unit_of_work_commits(database_
         async with db.session(Scope.system()) as session:
             logged = (await session.scalars(select(EventRecord))).all()
         assert [r.id for r in logged] == [received[0].id]
+    finally:
+        await db.dispose()
+
+
+class BrokenBus(InProcessBus):
+    async def publish(self, envelope: EventEnvelope) -> None:
+        raise ConnectionError("redis is down")
+
+
+async def test_a_failed_publish_does_not_undo_or_fail_a_committed_change(database_url: str) -> None:
+    db = Database(database_url, publisher=BrokenBus())
+    try:
+        async with db.session(Scope.system()) as session:
+            await emit(session, UserCreated(user_id=uuid.uuid4(), role="agent"))
+        async with db.session(Scope.system()) as session:
+            assert len((await session.scalars(select(EventRecord))).all()) == 1
     finally:
         await db.dispose()

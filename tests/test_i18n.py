@@ -23,7 +23,9 @@ def test_language_negotiation_order(
     user: str | None, cookie: str | None, header: str | None, tenant: str | None, expected: str
 ) -> None:
     assert (
-        i18n.negotiate(user_locale=user, cookie=cookie, accept_language=header, tenant_locale=tenant)
+        i18n.negotiate(
+            user_locale=user, cookie=cookie, accept_language=header, tenant_locale=tenant
+        )
         == expected
     )
 

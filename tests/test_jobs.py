@@ -61,7 +61,9 @@ async def _schedule(db: Database, kind: str, tenant_id: uuid.UUID, **kwargs: Any
 
 async def _runs(db: Database, job_id: uuid.UUID | None = None) -> int:
     async with db.session(Scope.system()) as session:
-        query = select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "test.touch")
+        query = (
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "test.touch")
+        )
         if job_id is not None:
             query = query.where(AuditEntry.resource_id == str(job_id))
         return int(await session.scalar(query) or 0)
@@ -72,7 +74,9 @@ async def _job(db: Database, job_id: uuid.UUID) -> Job:
         return await jobs.get_job(session, job_id)
 
 
-async def test_a_job_runs_when_due_and_not_before(db: Database, settings: Settings, clock: TestClock) -> None:
+async def test_a_job_runs_when_due_and_not_before(
+    db: Database, settings: Settings, clock: TestClock
+) -> None:
     tenant = await make_tenant(db)
     job_id = await _schedule(db, "test.touch", tenant.id, delay_seconds=30)
     runner = jobs.JobRunner(db, _registry(), settings)
@@ -105,7 +109,9 @@ async def test_a_failing_job_is_retried_with_backoff_then_succeeds(
     assert await _runs(db, job_id) == 1
 
 
-async def test_a_job_that_keeps_failing_ends_failed(db: Database, settings: Settings, clock: TestClock) -> None:
+async def test_a_job_that_keeps_failing_ends_failed(
+    db: Database, settings: Settings, clock: TestClock
+) -> None:
     tenant = await make_tenant(db)
     job_id = await _schedule(db, "test.flaky", tenant.id, max_attempts=3)
     runner = jobs.JobRunner(db, _registry({"k": 99}), settings)
@@ -133,7 +139,9 @@ async def test_a_cancelled_job_never_runs(db: Database, settings: Settings) -> N
     assert await _runs(db) == 0
 
 
-async def test_a_job_survives_a_restart(database_url: str, settings: Settings, clock: TestClock) -> None:
+async def test_a_job_survives_a_restart(
+    database_url: str, settings: Settings, clock: TestClock
+) -> None:
     before = Database(database_url, clock=clock)
     tenant = await make_tenant(before)
     job_id = await _schedule(before, "test.touch", tenant.id, delay_seconds=60)
@@ -229,3 +237,56 @@ async def test_housekeeping_reschedules_itself_once_per_hour(
         ).all()
     assert len(pending) == 1
     assert pending[0].run_at > clock.now()
+
+
+async def test_a_done_job_stays_done_when_publishing_its_events_fails(
+    database_url: str, settings: Settings, clock: TestClock
+) -> None:
+    from atiende.core.bus import InProcessBus
+    from atiende.core.events import emit
+    from atiende.identity.events import UserCreated
+
+    class BrokenBus(InProcessBus):
+        async def publish(self, envelope: Any) -> None:
+            raise ConnectionError("redis is down")
+
+    db = Database(database_url, clock=clock, publisher=BrokenBus())
+    registry = _registry()
+
+    async def emitting(session: AsyncSession, payload: dict[str, Any], ctx: JobContext) -> None:
+        await registry.get("test.touch")(session, payload, ctx)  # type: ignore[misc]
+        await emit(session, UserCreated(user_id=uuid.uuid4(), role="agent"))
+
+    registry.register("test.emitting", emitting)
+    try:
+        tenant = await make_tenant(db)
+        job_id = await _schedule(db, "test.emitting", tenant.id)
+        runner = jobs.JobRunner(db, registry, settings)
+        assert await runner.run_due() == 1
+        clock.advance(jobs.MAX_BACKOFF_SECONDS)
+        assert await runner.run_due() == 0
+        assert (await _job(db, job_id)).status == JobStatus.done
+        assert await _runs(db, job_id) == 1
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.postgres
+async def test_two_nodes_scheduling_one_key_at_once_make_one_job(
+    database_url: str, settings: Settings, clock: TestClock
+) -> None:
+    nodes = [Database(database_url, clock=clock) for _ in range(4)]
+    try:
+
+        async def schedule_on(db: Database) -> uuid.UUID:
+            async with db.session(Scope.system()) as session:
+                job = await jobs.schedule(session, "test.touch", dedupe_key="renewal:2026-12")
+                await asyncio.sleep(0.05)  # hold the transaction open so the others overlap
+                return job.id
+
+        ids = await asyncio.gather(*(schedule_on(db) for db in nodes))
+        assert len(set(ids)) == 1
+    finally:
+        for db in nodes:
+            await db.dispose()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+from sqlalchemy import select
+
 from atiende.core.config import Settings
+from atiende.core.db import Scope
+from atiende.jobs.models import Job
+from atiende.tasks import HOUSEKEEPING
 from atiende.web.app import create_app
 from factories import api_client, running
 
@@ -84,3 +90,28 @@ def test_settings_come_from_atiende_variables(monkeypatch, tmp_path: Path) -> No
     assert (settings.host, settings.port) == ("0.0.0.0", 9123)
     assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path.resolve()}/atiende.db"
     assert settings.redis_url is None
+
+
+async def test_unexpected_errors_answer_with_a_json_500(app) -> None:
+    async def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    app.add_api_route("/boom", boom)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/boom")
+    assert response.status_code == 500
+    assert response.json() == {
+        "code": "internal_error",
+        "message": "Something went wrong on our side.",
+    }
+    assert "kaboom" not in response.text
+
+
+async def test_the_embedded_worker_schedules_housekeeping(settings: Settings) -> None:
+    app = create_app(settings, run_worker=True)
+    async with running(app):
+        db = app.state.atiende.db
+        async with db.session(Scope.system()) as session:
+            kinds = (await session.scalars(select(Job.kind))).all()
+    assert HOUSEKEEPING in kinds

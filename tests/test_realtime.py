@@ -11,13 +11,14 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from atiende.core.bus import InProcessBus, RedisBus
 from atiende.core.clock import TestClock
 from atiende.core.config import Settings
-from atiende.core.db import Database
+from atiende.core.db import Database, Scope
 from atiende.identity.models import Role
+from atiende.realtime import service as realtime
 from atiende.web.app import create_app
 from factories import PASSWORD, LiveServer, make_tenant, make_token, make_user
 
@@ -52,7 +53,9 @@ async def create_user_via_api(base: str, token: str, email: str) -> None:
         assert response.status_code == 201, response.text
 
 
-async def test_a_browser_receives_its_tenants_events_live(settings: Settings, clock: TestClock) -> None:
+async def test_a_browser_receives_its_tenants_events_live(
+    settings: Settings, clock: TestClock
+) -> None:
     app = create_app(settings, clock=clock, run_worker=False)
     async with LiveServer(app) as server:
         db: Database = app.state.atiende.db
@@ -109,7 +112,9 @@ async def test_a_reconnecting_client_resumes_from_its_last_event_without_loss(
     assert hello["last_event_id"] == replayed[-1]["id"]
 
 
-async def test_heartbeats_flow_and_topics_filter_events(settings: Settings, clock: TestClock) -> None:
+async def test_heartbeats_flow_and_topics_filter_events(
+    settings: Settings, clock: TestClock
+) -> None:
     app = create_app(settings, clock=clock, run_worker=False)
     async with LiveServer(app) as server:
         db: Database = app.state.atiende.db
@@ -147,7 +152,9 @@ async def test_cookie_sockets_from_another_origin_are_refused(
         db: Database = app.state.atiende.db
         user = await make_user(db, await make_tenant(db))
         async with httpx.AsyncClient(base_url=server.http) as client:
-            await client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})
+            await client.post(
+                "/api/v1/auth/login", json={"email": user.email, "password": PASSWORD}
+            )
             cookie = client.cookies["atiende_session"]
         headers = {"Cookie": f"atiende_session={cookie}"}
         async with websockets.connect(
@@ -202,3 +209,47 @@ async def test_without_redis_nodes_do_not_share_live_events(
             await create_user_via_api(a.http, token, "isolated@example.com")
             with pytest.raises(TimeoutError):
                 await next_message(ws, "event", timeout=1)
+
+
+async def test_a_socket_closes_once_its_session_ends(settings: Settings, clock: TestClock) -> None:
+    app = create_app(settings, clock=clock, run_worker=False)
+    async with LiveServer(app) as server:
+        db: Database = app.state.atiende.db
+        user = await make_user(db, await make_tenant(db))
+        async with httpx.AsyncClient(base_url=server.http) as client:
+            login = await client.post(
+                "/api/v1/auth/login", json={"email": user.email, "password": PASSWORD}
+            )
+            cookie = client.cookies["atiende_session"]
+            async with websockets.connect(
+                server.ws, additional_headers={"Cookie": f"atiende_session={cookie}"}
+            ) as ws:
+                await next_message(ws, "hello")
+                await client.post(
+                    "/api/v1/auth/logout", headers={"X-CSRF-Token": login.json()["csrf_token"]}
+                )
+                with pytest.raises(ConnectionClosed) as closed:
+                    await next_message(ws, "never", timeout=5)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "session_ended")
+
+
+async def test_resuming_past_the_retained_log_asks_the_client_to_reload(
+    settings: Settings, clock: TestClock
+) -> None:
+    app = create_app(settings, clock=clock, run_worker=False)
+    async with LiveServer(app) as server:
+        db: Database = app.state.atiende.db
+        tenant = await make_tenant(db)
+        token = await make_token(db, await make_user(db, tenant))
+        for n in range(3):
+            await create_user_via_api(server.http, token, f"old{n}@example.com")
+        clock.advance(realtime.EVENT_RETENTION.total_seconds() + 1)
+        async with db.session(Scope.system()) as session:
+            assert await realtime.prune(session) > 0
+        await create_user_via_api(server.http, token, "recent@example.com")
+        async with socket(server.ws, token, last_event_id=1) as ws:
+            hello = await next_message(ws, "hello")
+            reset = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert reset == {"type": "reset"}
+    assert hello["last_event_id"] > 1

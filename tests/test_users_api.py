@@ -14,14 +14,17 @@ async def _emails(admin) -> list[str]:
     return sorted(u["email"] for u in (await admin.client.get("/api/v1/users")).json())
 
 
-async def test_an_admin_creates_changes_and_deletes_a_user_of_their_tenant(app, db: Database) -> None:
+async def test_an_admin_creates_changes_and_deletes_a_user_of_their_tenant(
+    app, db: Database
+) -> None:
     tenant = await make_tenant(db)
     admin = await caller(app, tenant)
     created = await admin.client.post("/api/v1/users", json=NEW_AGENT)
     assert created.status_code == 201
     user = created.json()
     assert user["tenant_id"] == str(tenant.id)
-    assert "password" not in user and "password_hash" not in user
+    assert "password" not in user
+    assert "password_hash" not in user
     changed = await admin.client.patch(f"/api/v1/users/{user['id']}", json={"role": "supervisor"})
     assert changed.json()["role"] == "supervisor"
     assert (await admin.client.delete(f"/api/v1/users/{user['id']}")).status_code == 204
@@ -79,7 +82,9 @@ async def test_duplicate_emails_conflict_across_tenants(app, db: Database) -> No
     acme, globex = await make_tenant(db), await make_tenant(db)
     await make_user(db, globex, email="taken@example.com")
     admin = await caller(app, acme)
-    response = await admin.client.post("/api/v1/users", json={**NEW_AGENT, "email": "Taken@example.com"})
+    response = await admin.client.post(
+        "/api/v1/users", json={**NEW_AGENT, "email": "Taken@example.com"}
+    )
     assert response.status_code == 409
     assert response.json()["code"] == "user_email_taken"
 
@@ -121,7 +126,9 @@ async def test_a_tenant_user_cannot_get_a_vendor_role(app, db: Database) -> None
     tenant = await make_tenant(db)
     admin = await caller(app, tenant)
     agent = await make_user(db, tenant, Role.agent)
-    response = await admin.client.patch(f"/api/v1/users/{agent.id}", json={"role": "vendor_billing"})
+    response = await admin.client.patch(
+        f"/api/v1/users/{agent.id}", json={"role": "vendor_billing"}
+    )
     assert response.status_code == 422
     assert response.json()["code"] == "role_not_allowed"
 
@@ -153,3 +160,27 @@ async def test_a_tenant_admin_updates_their_own_tenant_settings(app, db: Databas
     )
     assert response.status_code == 200
     assert (await agent.client.get("/api/v1/tenant")).json()["time_zone"] == "America/Monterrey"
+
+
+async def test_nulls_are_refused_where_a_user_needs_a_value(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    admin = await caller(app, tenant)
+    agent = await make_user(db, tenant, Role.agent, locale="en")
+    for body in ({"name": None}, {"is_active": None}, {"role": None}):
+        response = await admin.client.patch(f"/api/v1/users/{agent.id}", json=body)
+        assert response.status_code == 422, body
+    cleared = await admin.client.patch(f"/api/v1/users/{agent.id}", json={"locale": None})
+    assert cleared.status_code == 200
+    assert cleared.json()["locale"] is None
+
+
+async def test_an_update_that_changes_nothing_is_not_audited(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    admin = await caller(app, tenant)
+    agent = await make_user(db, tenant, Role.agent)
+    same = await admin.client.patch(
+        f"/api/v1/users/{agent.id}", json={"name": agent.name, "role": "agent"}
+    )
+    assert same.status_code == 200
+    entries = (await admin.client.get("/api/v1/audit", params={"action": "user.update"})).json()
+    assert entries == []

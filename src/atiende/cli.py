@@ -78,31 +78,44 @@ def serve(
         port=bind_port,
         log_level=settings.log_level,
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port")
+    ] = None,
+) -> None:
     """Run durable jobs and timers (start several on PostgreSQL; each job runs once)."""
+    from prometheus_client import start_http_server
+
+    from atiende.core.bus import create_bus
     from atiende.jobs.service import JobRunner
-    from atiende.tasks import build_registry, schedule_housekeeping
+    from atiende.tasks import build_registry, ensure_recurring
 
     settings = _settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
     )
+    if metrics_port:
+        start_http_server(metrics_port, addr=settings.host)
 
     async def main() -> None:
-        db = Database(settings.resolved_database_url)
+        # Events that jobs emit go out on the same bus as the web nodes' events.
+        bus = create_bus(settings.redis_url)
+        db = Database(settings.resolved_database_url, publisher=bus)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with db.session(Scope.system()) as session:
-            await schedule_housekeeping(session)
+        await bus.start()
         try:
+            await ensure_recurring(db)
             await JobRunner(db, build_registry(), settings).run_forever(stop)
         finally:
+            await bus.stop()
             await db.dispose()
 
     asyncio.run(main())
@@ -200,6 +213,35 @@ def user_create(
     except AtiendeError as error:
         _fail(error)
     typer.echo(f"user {user.email} ({user.role.value}) created: {user.id}")
+    if password is None:
+        typer.echo(f"password: {chosen}")
+
+
+@user_app.command("set-password")
+def user_set_password(
+    email: Annotated[str, typer.Option()],
+    password: Annotated[
+        str | None, typer.Option(help="Omit to generate one (printed once)")
+    ] = None,
+) -> None:
+    """Reset a user's password (ends all their sessions)."""
+    settings = _settings()
+    chosen = password or secrets.token_urlsafe(12)
+
+    async def work(session: AsyncSession) -> User:
+        user = await identity.get_user_by_email(session, email)
+        if user is None:
+            raise NotFound("user", f"No user with e-mail {email!r}.")
+        return await identity.set_password(session, Actor.system(), user.id, chosen)
+
+    try:
+        user = _with_db(settings, work)
+    except ValidationError as error:
+        typer.secho(f"error (validation_error): {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from error
+    except AtiendeError as error:
+        _fail(error)
+    typer.echo(f"password of {user.email} changed")
     if password is None:
         typer.echo(f"password: {chosen}")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atiende.core.db import now
+from atiende.core.db import Database, Scope, now
 from atiende.identity import service as identity
 from atiende.jobs import service as jobs
 from atiende.jobs.registry import JobContext, JobRegistry
@@ -15,6 +15,7 @@ from atiende.realtime import service as realtime
 
 HOUSEKEEPING = "maintenance.housekeeping"
 HOUSEKEEPING_EVERY = timedelta(hours=1)
+FINISHED_JOB_RETENTION = timedelta(days=30)
 
 
 async def housekeeping(session: AsyncSession, payload: dict[str, Any], ctx: JobContext) -> None:
@@ -22,6 +23,7 @@ async def housekeeping(session: AsyncSession, payload: dict[str, Any], ctx: JobC
     next run (idempotently, keyed by its due hour)."""
     await identity.purge_expired(session, login_window_seconds=ctx.settings.login_window_seconds)
     await realtime.prune(session)
+    await jobs.prune_finished(session, FINISHED_JOB_RETENTION)
     await schedule_housekeeping(session)
 
 
@@ -31,6 +33,12 @@ async def schedule_housekeeping(session: AsyncSession) -> None:
     await jobs.schedule(
         session, HOUSEKEEPING, run_at=due, dedupe_key=f"{HOUSEKEEPING}:{due.isoformat()}"
     )
+
+
+async def ensure_recurring(db: Database) -> None:
+    """Called by every worker at start: recurring jobs exist once, however many start."""
+    async with db.session(Scope.system()) as session:
+        await schedule_housekeeping(session)
 
 
 def build_registry() -> JobRegistry:

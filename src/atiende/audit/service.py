@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.audit.models import AuditEntry
@@ -56,7 +56,10 @@ async def list_entries(
     if before_id is not None:
         anchor = await get_entry(session, before_id)
         query = query.where(
-            AuditEntry.occurred_at <= anchor.occurred_at, AuditEntry.id != anchor.id
+            or_(
+                AuditEntry.occurred_at < anchor.occurred_at,
+                and_(AuditEntry.occurred_at == anchor.occurred_at, AuditEntry.id < anchor.id),
+            )
         )
     return (await session.scalars(query.limit(limit))).all()
 

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     websocket_heartbeat_seconds: float = Field(default=20.0, gt=0)
     default_locale: Literal["es", "en"] = "es"
     cookie_secure: bool = False
+    # Proxies whose X-Forwarded-For is trusted (comma-separated addresses, or "*"), so login
+    # rate limits count real client addresses behind a load balancer.
+    forwarded_allow_ips: str = "127.0.0.1"
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     job_lease_seconds: int = Field(default=60, ge=1)
 

@@ -7,6 +7,7 @@ scope refuses such statements outright. Code never remembers to add the filter b
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -38,6 +39,8 @@ from sqlalchemy.types import TypeDecorator
 from atiende.core.clock import Clock, SystemClock, as_utc
 from atiende.core.errors import TenantScopeMissing
 from atiende.core.ids import new_id
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(column_0_label)s",
@@ -113,6 +116,7 @@ SCOPE_KEY: Final = "atiende.scope"
 AFTER_COMMIT_KEY: Final = "atiende.after_commit"
 CLOCK_KEY: Final = "atiende.clock"
 PUBLISHER_KEY: Final = "atiende.publisher"
+READ_ONLY_OPTION: Final = "atiende_read_only"
 
 
 def session_scope(session: Session | AsyncSession) -> Scope | None:
@@ -196,20 +200,24 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA busy_timeout=10000")  # the same 10 s as the driver timeout
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # Writers queue on the database lock up front instead of failing on lock upgrade.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers queue on the database lock up front instead of failing on lock upgrade;
+        # read-only units of work read a WAL snapshot without taking the write lock.
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": 10}
     elif not pool:
         kwargs["poolclass"] = NullPool
     else:
@@ -246,12 +254,20 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def session(self, scope: Scope | None) -> AsyncIterator[AsyncSession]:
-        """Open a session, commit when the block ends, then run after-commit callbacks."""
+    async def session(
+        self, scope: Scope | None, *, read_only: bool = False
+    ) -> AsyncIterator[AsyncSession]:
+        """Open a session, commit when the block ends, then run after-commit callbacks.
+
+        ``read_only`` promises the block writes nothing; on SQLite it then reads a snapshot
+        without queueing for the write lock (a write inside it could fail under contention).
+        """
         async with self.sessionmaker() as session:
             session.info[SCOPE_KEY] = scope
             session.info[CLOCK_KEY] = self.clock
             session.info[PUBLISHER_KEY] = self.publisher
+            if read_only:
+                await session.connection(execution_options={READ_ONLY_OPTION: True})
             try:
                 yield session
                 await session.commit()
@@ -260,9 +276,14 @@ class Database:
                 raise
             callbacks = session.info.pop(AFTER_COMMIT_KEY, [])
         for callback in callbacks:
-            result = callback()
-            if hasattr(result, "__await__"):
-                await result
+            # The change is committed; a failing follower (a bus publish while Redis is down)
+            # must not turn a durable success into an error. Subscribers re-read the log.
+            try:
+                result = callback()
+                if hasattr(result, "__await__"):
+                    await result
+            except Exception:
+                log.exception("after-commit callback failed")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

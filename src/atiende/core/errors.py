@@ -18,6 +18,7 @@ class AtiendeError(Exception):
         self.message = message or self.default_message
         self.error_code = code or self.code
         self.details = details
+        self.headers: dict[str, str] = {}
         super().__init__(self.message)
 
     def to_body(self) -> dict[str, Any]:
@@ -79,6 +80,11 @@ class RateLimited(AtiendeError):
     status_code = 429
     code = "rate_limited"
     default_message = "Too many attempts; try again later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(retry_after)
 
 
 class TenantScopeMissing(RuntimeError):

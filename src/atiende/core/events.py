@@ -52,6 +52,8 @@ class EventRecord(Base):
     """The append-only event log. Read only by the realtime hub, which filters by tenant."""
 
     __tablename__ = "event_log"
+    # Ids must never be reused, even after pruning: clients resume from them.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True

@@ -78,11 +78,12 @@ def negotiate(
     cookie: str | None,
     accept_language: str | None,
     tenant_locale: str | None = None,
+    default: str = DEFAULT_LOCALE,
 ) -> str:
     return (
         normalise(user_locale)
         or normalise(cookie)
         or from_accept_language(accept_language)
         or normalise(tenant_locale)
-        or DEFAULT_LOCALE
+        or default
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -34,3 +35,8 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await connection.run_sync(
             lambda sync: MigrationContext.configure(sync).get_current_revision()
         )
+
+
+async def upgrade_async(url: str, revision: str = "head") -> None:
+    """``upgrade`` from inside an event loop (Alembic's env runs its own loop, in a thread)."""
+    await asyncio.to_thread(upgrade, url, revision)

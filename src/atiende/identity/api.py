@@ -56,7 +56,7 @@ async def login(request: Request, response: Response, email: str, password: str)
                 session, outcome.user, days=state.settings.session_days
             )
     # Raised after the commit, so a failed attempt is counted even though the login fails.
-    user = service.raise_for(outcome)
+    user = service.raise_for(outcome, window_seconds=state.settings.login_window_seconds)
     if token is None or web_session is None:
         raise RuntimeError("a successful login always starts a session")
     response.set_cookie(
@@ -79,11 +79,12 @@ async def login_json(request: Request, response: Response, body: LoginRequest) -
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(request: Request, response: Response, principal: CurrentPrincipal) -> None:
+async def logout(
+    request: Request, response: Response, principal: CurrentPrincipal, session: Session
+) -> None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie and principal.actor.via == "session":
-        async with app_state(request).db.session(Scope.system()) as session:
-            await service.end_web_session(session, cookie)
+        await service.end_web_session(session, cookie)
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from atiende.core.security import MIN_PASSWORD_LENGTH
 from atiende.identity.models import Role
@@ -36,12 +36,22 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
+    """A partial update: fields left out stay as they are. Only ``locale`` may be set to
+    null (back to the negotiated language)."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
     locale: Literal["es", "en"] | None = None
     is_active: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> UserUpdate:
+        for field in ("name", "role", "is_active"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
 
 
 class UserOut(BaseModel):

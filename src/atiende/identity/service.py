@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.audit import service as audit
@@ -145,10 +145,12 @@ async def update_user(
 ) -> User:
     _require_manager(actor)
     user = await get_user(session, actor, user_id)
-    changes = data.model_dump(exclude_unset=True)
+    changes = {
+        field: value
+        for field, value in data.model_dump(exclude_unset=True).items()
+        if getattr(user, field) != value
+    }
     if "role" in changes:
-        if changes["role"] is None:
-            raise ValidationFailed("The role cannot be empty.", field="role")
         allowed = VENDOR_ROLES if user.tenant_id is None else TENANT_ROLES
         if changes["role"] not in allowed:
             raise ValidationFailed(
@@ -268,9 +270,12 @@ async def _tenant_may_log_in(session: AsyncSession, user: User) -> bool:
     return True
 
 
-def raise_for(outcome: LoginOutcome) -> User:
+def raise_for(outcome: LoginOutcome, *, window_seconds: int) -> User:
     if outcome.rate_limited:
-        raise RateLimited("Too many failed logins; wait a few minutes and try again.")
+        raise RateLimited(
+            "Too many failed logins; wait a few minutes and try again.",
+            retry_after=window_seconds,
+        )
     if outcome.user is None:
         raise InvalidCredentials()
     return outcome.user
@@ -350,6 +355,31 @@ async def change_password(
     )
 
 
+async def set_password(
+    session: AsyncSession, actor: Actor, user_id: uuid.UUID, new_password: str
+) -> User:
+    """An administrator sets someone's password (a reset): all their sessions end."""
+    _require_manager(actor)
+    user = await get_user(session, actor, user_id)
+    PasswordChange(current_password="-", new_password=new_password)  # same strength rules
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = now(session)
+    await _end_sessions(session, user.id)
+    await audit.record(
+        session,
+        actor,
+        "user.password_reset",
+        resource_type="user",
+        resource_id=user.id,
+        tenant_id=user.tenant_id,
+    )
+    return user
+
+
+async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
 async def purge_expired(session: AsyncSession, *, login_window_seconds: int) -> int:
     """Housekeeping: drop expired sessions and stale login attempts."""
     instant = now(session)
@@ -422,7 +452,11 @@ async def revoke_api_token(session: AsyncSession, actor: Actor, token_id: uuid.U
     return api_token
 
 
-async def resolve_api_token(session: AsyncSession, token: str) -> User | None:
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
+
+
+async def resolve_api_token(session: AsyncSession, token: str) -> tuple[User, ApiToken] | None:
+    """The active user behind a bearer token. Reads only; see ``mark_token_used``."""
     _require_system_scope(session)
     api_token = await session.scalar(
         select(ApiToken).where(ApiToken.token_digest == token_digest(token))
@@ -432,5 +466,16 @@ async def resolve_api_token(session: AsyncSession, token: str) -> User | None:
     user = await session.get(User, api_token.user_id)
     if user is None or not user.is_active:
         return None
-    api_token.last_used_at = now(session)
-    return user
+    return user, api_token
+
+
+def token_use_is_stale(session: AsyncSession, api_token: ApiToken) -> bool:
+    """``last_used_at`` is kept to the minute, so most requests need not write it."""
+    last = api_token.last_used_at
+    return last is None or now(session) - last >= TOKEN_USE_RESOLUTION
+
+
+async def mark_token_used(session: AsyncSession, token_id: uuid.UUID) -> None:
+    await session.execute(
+        update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now(session))
+    )

@@ -30,8 +30,9 @@ class Job(IdMixin, Base):
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     kind: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # A job with a key replaces nothing and is not duplicated: scheduling the same key twice
-    # while one is pending returns the existing job (offer timeouts, renewal runs).
+    # Scheduling is idempotent per key: while a job with this key exists (in any state, until
+    # housekeeping prunes finished jobs) scheduling the key again returns that job. Keys name
+    # one occurrence: "offer:<id>:timeout", "housekeeping:<hour>".
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     status: Mapped[JobStatus] = mapped_column(
         Enum(JobStatus, native_enum=False, length=20, validate_strings=True)

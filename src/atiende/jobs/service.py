@@ -16,7 +16,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.core.config import Settings
@@ -44,11 +45,11 @@ async def schedule(
 ) -> Job:
     """Add a job to this unit of work; it exists only if the unit commits.
 
-    With a ``dedupe_key`` scheduling is idempotent: the existing job with that key is
-    returned instead of a second one.
+    With a ``dedupe_key`` scheduling is idempotent: the job that has (or had) that key is
+    returned instead of a second one, also when two nodes schedule it at the same moment.
     """
     if dedupe_key is not None:
-        existing = await session.scalar(select(Job).where(Job.dedupe_key == dedupe_key))
+        existing = await _by_key(session, dedupe_key)
         if existing is not None:
             return existing
     instant = now(session)
@@ -65,9 +66,35 @@ async def schedule(
         max_attempts=max_attempts,
         created_at=instant,
     )
-    session.add(job)
-    await session.flush()
+    if dedupe_key is None:
+        session.add(job)
+        await session.flush()
+        return job
+    try:
+        async with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        # Another unit of work inserted the same key between our check and our insert.
+        winner = await _by_key(session, dedupe_key)
+        if winner is None:
+            raise
+        return winner
     return job
+
+
+async def _by_key(session: AsyncSession, dedupe_key: str) -> Job | None:
+    return await session.scalar(select(Job).where(Job.dedupe_key == dedupe_key))
+
+
+async def prune_finished(session: AsyncSession, older_than: timedelta) -> int:
+    """Housekeeping: forget finished jobs (their dedupe keys become free again)."""
+    result = await session.execute(
+        delete(Job).where(
+            Job.status.in_([JobStatus.done, JobStatus.cancelled, JobStatus.failed]),
+            Job.finished_at < now(session) - older_than,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def cancel(session: AsyncSession, job_id: uuid.UUID) -> bool:
@@ -190,7 +217,7 @@ class JobRunner:
     async def _record_failure(self, job_id: uuid.UUID, error: Exception) -> None:
         async with self.db.session(Scope.system()) as session:
             job = await session.get(Job, job_id, with_for_update=True)
-            if job is None or job.locked_by != self.worker_id:
+            if job is None or job.locked_by != self.worker_id or job.status != JobStatus.running:
                 return
             job.last_error = f"{type(error).__name__}: {error}"[:2000]
             job.locked_until = None

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.core.db import now
@@ -38,21 +38,35 @@ async def events_after(
     The event log is the one table read across the tenant-scoping hook, because it also holds
     vendor-level events; the tenant filter is applied here, in this single function.
     """
-    condition = (
-        EventRecord.tenant_id.is_(None) if tenant_id is None else EventRecord.tenant_id == tenant_id
-    )
     rows = await session.scalars(
         select(EventRecord)
-        .where(condition, EventRecord.id > after_id)
+        .where(_visible_condition(tenant_id), EventRecord.id > after_id)
         .order_by(EventRecord.id)
         .limit(limit)
     )
     return [row.envelope() for row in rows]
 
 
-async def latest_event_id(session: AsyncSession) -> int:
-    value = await session.scalar(select(EventRecord.id).order_by(EventRecord.id.desc()).limit(1))
+def _visible_condition(tenant_id: uuid.UUID | None) -> ColumnElement[bool]:
+    if tenant_id is None:
+        return EventRecord.tenant_id.is_(None)
+    return EventRecord.tenant_id == tenant_id
+
+
+async def latest_event_id(session: AsyncSession, *, tenant_id: uuid.UUID | None) -> int:
+    """The newest id the subscriber could see (never the installation's overall volume)."""
+    value = await session.scalar(
+        select(func.max(EventRecord.id)).where(_visible_condition(tenant_id))
+    )
     return int(value or 0)
+
+
+async def history_is_complete_after(session: AsyncSession, after_id: int) -> bool:
+    """False when retention pruned events the client has not seen: it must reload."""
+    oldest = await session.scalar(select(func.min(EventRecord.id)))
+    if oldest is None:
+        return after_id >= 0
+    return after_id >= int(oldest) - 1
 
 
 async def prune(session: AsyncSession) -> int:

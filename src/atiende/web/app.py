@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,7 +15,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atiende import __version__
 from atiende.audit.api import router as audit_router
@@ -28,7 +30,7 @@ from atiende.core.errors import AtiendeError
 from atiende.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from atiende.identity.api import router as identity_router
 from atiende.jobs.service import JobRunner
-from atiende.tasks import build_registry
+from atiende.tasks import build_registry, ensure_recurring
 from atiende.tenancy.api import router as tenancy_router
 from atiende.web import hub, pages
 from atiende.web.deps import LANG_COOKIE
@@ -65,11 +67,13 @@ def create_app(
         if settings.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.auto_migrate:
-            await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
+            await migrate.upgrade_async(settings.resolved_database_url)
         await bus.start()
         stop = asyncio.Event()
         worker: asyncio.Task[None] | None = None
+        settings.resolved_secret_key  # noqa: B018 - created on first start, kept in the data dir
         if with_worker:
+            await ensure_recurring(db)
             runner = JobRunner(db, state.jobs, settings, worker_id=f"{state.node_id}-worker")
             worker = asyncio.create_task(runner.run_forever(stop), name="embedded-worker")
         state.started = True
@@ -93,7 +97,7 @@ def create_app(
     )
     app.state.atiende = state
     _install_error_handlers(app)
-    _install_middleware(app, settings)
+    app.add_middleware(ObserveMiddleware, default_locale=settings.default_locale)
     for router in (
         hub.router,
         identity_router,
@@ -107,34 +111,56 @@ def create_app(
     return app
 
 
-def _install_middleware(app: FastAPI, settings: Settings) -> None:
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+class ObserveMiddleware:
+    """Pure ASGI middleware: request language, security headers and Prometheus metrics."""
+
+    def __init__(self, app: ASGIApp, default_locale: str = i18n.DEFAULT_LOCALE) -> None:
+        self.app = app
+        self.default_locale = default_locale
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        cookies = Request(scope).cookies
         # The page language for this request; pages refine it once the user is known.
         token = i18n.current_locale.set(
             i18n.negotiate(
                 user_locale=None,
-                cookie=request.cookies.get(LANG_COOKIE),
-                accept_language=request.headers.get("accept-language"),
+                cookie=cookies.get(LANG_COOKIE),
+                accept_language=headers.get("accept-language"),
+                default=self.default_locale,
             )
         )
         started = time.perf_counter()
         status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS:
+                    response_headers.setdefault(name, value)
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            response.headers.setdefault("Referrer-Policy", "same-origin")
-            response.headers.setdefault("X-Frame-Options", "DENY")
-            return response
+            await self.app(scope, receive, send_with_headers)
         finally:
             i18n.current_locale.reset(token)
-            route = request.scope.get("route")
+            route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            HTTP_REQUESTS.labels(request.method, path, str(status)).inc()
-            HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+            method = scope["method"]
+            HTTP_REQUESTS.labels(method, path, str(status)).inc()
+            HTTP_LATENCY.labels(method, path).observe(time.perf_counter() - started)
+
+
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -142,7 +168,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def atiende_error(request: Request, error: AtiendeError) -> Response:
         if pages.wants_html(request) and error.status_code == 401:
             return pages.redirect_to_login(request)
-        return JSONResponse(error.to_body(), status_code=error.status_code)
+        return JSONResponse(error.to_body(), status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"code": "internal_error", "message": "Something went wrong on our side."},
+            status_code=500,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:

@@ -1,4 +1,9 @@
-"""Request dependencies: who is calling, CSRF, and the unit of work in the caller's scope."""
+"""Request dependencies: who is calling, CSRF, and the unit of work in the caller's scope.
+
+An API request costs one transaction: the unit of work starts in the system scope, resolves
+the caller (bearer token or session cookie) inside it, checks CSRF, then narrows itself to the
+caller's tenant before the endpoint runs. Safe methods (GET, HEAD) run read-only.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atiende.core.db import Scope
+from atiende.core.db import SCOPE_KEY, Scope
 from atiende.core.errors import CsrfFailed, NotAuthenticated, PermissionDenied
 from atiende.core.security import secrets_equal
 from atiende.identity import service as identity
 from atiende.identity.actor import Actor
-from atiende.identity.models import Role, User
+from atiende.identity.models import Role, User, WebSession
 from atiende.web.state import AppState
 
 SESSION_COOKIE = "atiende_session"
@@ -38,7 +43,9 @@ class Principal:
 
     @property
     def scope(self) -> Scope:
-        return Scope.system() if self.actor.is_vendor else Scope.tenant(self.tenant_id)  # type: ignore[arg-type]
+        if self.actor.is_vendor or self.tenant_id is None:
+            return Scope.system()
+        return Scope.tenant(self.tenant_id)
 
 
 def app_state(request: Request) -> AppState:
@@ -46,7 +53,7 @@ def app_state(request: Request) -> AppState:
     return state
 
 
-def _principal(user: User, via: str, web_session: object | None = None) -> Principal:
+def _principal(user: User, via: str, web_session: WebSession | None = None) -> Principal:
     return Principal(
         actor=identity.actor_for(user, via),
         user_id=user.id,
@@ -55,24 +62,44 @@ def _principal(user: User, via: str, web_session: object | None = None) -> Princ
         role=user.role,
         tenant_id=user.tenant_id,
         locale=user.locale,
-        web_session_id=getattr(web_session, "id", None),
-        csrf_token=getattr(web_session, "csrf_token", None),
+        web_session_id=web_session.id if web_session else None,
+        csrf_token=web_session.csrf_token if web_session else None,
     )
+
+
+async def principal_in(
+    session: AsyncSession, bearer: str | None, cookie: str | None
+) -> tuple[Principal | None, uuid.UUID | None]:
+    """Resolve the caller inside a system-scoped session. Bearer tokens first (integrations),
+    then the session cookie (browsers). Also returns a token whose use should be recorded."""
+    if bearer:
+        found = await identity.resolve_api_token(session, bearer)
+        if found is None:
+            return None, None
+        user, api_token = found
+        stale = identity.token_use_is_stale(session, api_token)
+        return _principal(user, "token"), api_token.id if stale else None
+    if cookie:
+        resolved = await identity.resolve_web_session(session, cookie)
+        if resolved is not None:
+            return _principal(resolved[0], "session", resolved[1]), None
+    return None, None
 
 
 async def resolve_principal(
     state: AppState, bearer: str | None, cookie: str | None
 ) -> Principal | None:
-    """Bearer token first (integrations), then the session cookie (browsers)."""
+    """Resolve the caller in a short transaction of its own (pages, websockets)."""
+    async with state.db.session(Scope.system(), read_only=True) as session:
+        principal, used_token = await principal_in(session, bearer, cookie)
+    if used_token is not None:
+        await _record_token_use(state, used_token)
+    return principal
+
+
+async def _record_token_use(state: AppState, token_id: uuid.UUID) -> None:
     async with state.db.session(Scope.system()) as session:
-        if bearer:
-            user = await identity.resolve_api_token(session, bearer)
-            return None if user is None else _principal(user, "token")
-        if cookie:
-            found = await identity.resolve_web_session(session, cookie)
-            if found is not None:
-                return _principal(found[0], "session", found[1])
-    return None
+        await identity.mark_token_used(session, token_id)
 
 
 def bearer_of(authorization: str | None) -> str | None:
@@ -81,54 +108,62 @@ def bearer_of(authorization: str | None) -> str | None:
     return None
 
 
+def _credentials(request: Request) -> tuple[str | None, str | None]:
+    return bearer_of(request.headers.get("authorization")), request.cookies.get(SESSION_COOKIE)
+
+
 async def optional_principal(request: Request) -> Principal | None:
     if hasattr(request.state, "principal"):
         cached: Principal | None = request.state.principal
         return cached
-    principal = await resolve_principal(
-        app_state(request),
-        bearer_of(request.headers.get("authorization")),
-        request.cookies.get(SESSION_COOKIE),
-    )
+    principal = await resolve_principal(app_state(request), *_credentials(request))
     request.state.principal = principal
     return principal
 
 
-async def current_principal(
-    request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]
-) -> Principal:
-    if principal is None:
-        raise NotAuthenticated()
-    if principal.actor.via == "session" and request.method not in SAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER)
-        if sent is None and request.headers.get("content-type", "").startswith(
-            ("application/x-www-form-urlencoded", "multipart/form-data")
-        ):
-            form = await request.form()
-            value = form.get("csrf_token")
-            sent = value if isinstance(value, str) else None
-        if not sent or not principal.csrf_token or not secrets_equal(sent, principal.csrf_token):
-            raise CsrfFailed()
-    return principal
+async def _check_csrf(request: Request, principal: Principal) -> None:
+    """Browser sessions send the token back on every unsafe request (header or form field)."""
+    if principal.actor.via != "session" or request.method in SAFE_METHODS:
+        return
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        value = (await request.form()).get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    if not sent or not principal.csrf_token or not secrets_equal(sent, principal.csrf_token):
+        raise CsrfFailed()
 
 
-async def unit_of_work(
-    request: Request, principal: Annotated[Principal, Depends(current_principal)]
-) -> AsyncIterator[AsyncSession]:
+async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request in the caller's tenant scope, committed before the
     response is sent (``scope="function"`` below), so a 2xx means the change is durable."""
-    async with app_state(request).db.session(principal.scope) as session:
+    state = app_state(request)
+    read_only = request.method in SAFE_METHODS
+    async with state.db.session(Scope.system(), read_only=read_only) as session:
+        principal, used_token = await principal_in(session, *_credentials(request))
+        if principal is None:
+            raise NotAuthenticated()
+        await _check_csrf(request, principal)
+        request.state.principal = principal
+        if used_token is not None and not read_only:
+            await identity.mark_token_used(session, used_token)
+            used_token = None
+        session.info[SCOPE_KEY] = principal.scope
         yield session
+    if used_token is not None:
+        await _record_token_use(state, used_token)
 
 
-async def system_unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
-    async with app_state(request).db.session(Scope.system()) as session:
-        yield session
+async def current_principal(
+    request: Request, session: Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
+) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 Session = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
-SystemSession = Annotated[AsyncSession, Depends(system_unit_of_work, scope="function")]
 
 
 def require_roles(*roles: Role) -> Any:

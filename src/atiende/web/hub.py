@@ -7,7 +7,11 @@ Protocol (JSON text frames):
 - server → ``{"type": "event", "event": {id, type, tenant_id, occurred_at, data}}``;
 - server → ``{"type": "heartbeat", "last_event_id": M}`` every H seconds; the client answers
   ``{"type": "pong"}``, and a client silent for 3·H is dropped;
-- client → ``{"type": "subscribe", "topics": [...]}`` replaces the topic filter.
+- client → ``{"type": "subscribe", "topics": [...]}`` replaces the topic filter;
+- server → ``{"type": "reset"}`` right after ``hello`` when the requested ``last_event_id`` is
+  older than the retained log: the client must reload its state instead of replaying;
+- the credentials are checked again on every heartbeat: after logout, deactivation or a
+  password change the socket closes with code 1008 (``session_ended``).
 
 Resume: the hub subscribes to the bus *before* reading the backlog after ``last_event_id``
 from the event log, and drops duplicates by id, so nothing falls between the two. On every
@@ -67,16 +71,13 @@ class Subscriber:
         # Where this client's history starts: re-reads never reach below it, so a fresh
         # connection is not sent events from before it connected.
         self.floor = 0
-        self.overflowed = False
 
     def offer(self, envelope: EventEnvelope) -> None:
         if not realtime.visible_to(envelope, self.principal.tenant_id, self.topics):
             return
-        try:
+        with contextlib.suppress(asyncio.QueueFull):
+            # Too slow a reader loses live events here; the heartbeat re-read refills them.
             self.queue.put_nowait(envelope)
-        except asyncio.QueueFull:
-            # Too slow a reader: drop live events; the heartbeat re-read refills from the log.
-            self.overflowed = True
 
     async def send(self, envelope: EventEnvelope) -> None:
         if envelope.id in self.sent_set:
@@ -94,9 +95,17 @@ class Subscriber:
         self.high_water = max(self.high_water, envelope.id)
 
 
+async def _authenticate(state: AppState, websocket: WebSocket) -> Principal | None:
+    return await resolve_principal(
+        state,
+        bearer_of(websocket.headers.get("authorization")),
+        websocket.cookies.get(SESSION_COOKIE),
+    )
+
+
 async def _fill_from_log(state: AppState, sub: Subscriber, after_id: int) -> None:
     while True:
-        async with state.db.session(Scope.system()) as session:
+        async with state.db.session(Scope.system(), read_only=True) as session:
             batch = await realtime.events_after(
                 session, tenant_id=sub.principal.tenant_id, after_id=after_id
             )
@@ -110,11 +119,7 @@ async def _fill_from_log(state: AppState, sub: Subscriber, after_id: int) -> Non
 @router.websocket("/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
     state: AppState = websocket.app.state.atiende
-    principal = await resolve_principal(
-        state,
-        bearer_of(websocket.headers.get("authorization")),
-        websocket.cookies.get(SESSION_COOKIE),
-    )
+    principal = await _authenticate(state, websocket)
     if principal is None or (principal.actor.via == "session" and not _same_origin(websocket)):
         await websocket.close(code=WS_POLICY_VIOLATION, reason="not_authenticated")
         return
@@ -129,17 +134,25 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     WEBSOCKETS.inc()
     heartbeat = state.settings.websocket_heartbeat_seconds
     try:
+        complete = True
         if last_event_id >= 0:
+            async with state.db.session(Scope.system(), read_only=True) as session:
+                complete = await realtime.history_is_complete_after(session, last_event_id)
+        if last_event_id >= 0 and complete:
             sub.floor = sub.high_water = last_event_id
             await _fill_from_log(state, sub, last_event_id)
         else:
-            async with state.db.session(Scope.system()) as session:
-                sub.floor = sub.high_water = await realtime.latest_event_id(session)
+            async with state.db.session(Scope.system(), read_only=True) as session:
+                sub.floor = sub.high_water = await realtime.latest_event_id(
+                    session, tenant_id=principal.tenant_id
+                )
         await websocket.send_text(
             json.dumps(
                 {"type": "hello", "last_event_id": sub.high_water, "heartbeat_seconds": heartbeat}
             )
         )
+        if not complete:
+            await websocket.send_text(json.dumps({"type": "reset"}))
         await _pump(state, sub, heartbeat)
     except WebSocketDisconnect:
         pass
@@ -174,6 +187,9 @@ async def _pump(state: AppState, sub: Subscriber, heartbeat: float) -> None:
             if loop.time() >= next_beat:
                 if loop.time() - last_heard > 3 * heartbeat:
                     await sub.websocket.close(code=1001, reason="heartbeat_timeout")
+                    return
+                if await _authenticate(state, sub.websocket) is None:
+                    await sub.websocket.close(code=WS_POLICY_VIOLATION, reason="session_ended")
                     return
                 await _fill_from_log(state, sub, max(sub.floor, sub.high_water - REREAD_WINDOW))
                 await sub.websocket.send_text(

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_log")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("event_log", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_event_log_tenant_id"), ["tenant_id"], unique=False)

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figure and the ceiling it is held to."""
