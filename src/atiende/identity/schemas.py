@@ -9,10 +9,9 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, mo
 from atiende.core.security import MIN_PASSWORD_LENGTH
 from atiende.identity.models import Role
 
-Password = str
 
-
-def _strong(value: str) -> str:
+def check_password_strength(value: str) -> str:
+    """The one password rule, for every path that sets a password."""
     if len(value) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"use at least {MIN_PASSWORD_LENGTH} characters")
     if len(value) > 256:
@@ -32,7 +31,7 @@ class UserCreate(BaseModel):
         default=None, description="Only vendor admins set this; tenant admins create in their own."
     )
 
-    _check_password = field_validator("password")(_strong)
+    _check_password = field_validator("password")(check_password_strength)
 
 
 class UserUpdate(BaseModel):
@@ -85,7 +84,7 @@ class PasswordChange(BaseModel):
     current_password: str = Field(min_length=1, max_length=256)
     new_password: str
 
-    _check_password = field_validator("new_password")(_strong)
+    _check_password = field_validator("new_password")(check_password_strength)
 
 
 class PreferencesUpdate(BaseModel):

@@ -38,7 +38,13 @@ from atiende.identity.models import (
     User,
     WebSession,
 )
-from atiende.identity.schemas import PasswordChange, UserCreate, UserOut, UserUpdate
+from atiende.identity.schemas import (
+    PasswordChange,
+    UserCreate,
+    UserOut,
+    UserUpdate,
+    check_password_strength,
+)
 from atiende.tenancy.models import Tenant
 
 SESSION_TOKEN_PREFIX = "ses"  # noqa: S105 - a prefix, not a secret
@@ -361,7 +367,10 @@ async def set_password(
     """An administrator sets someone's password (a reset): all their sessions end."""
     _require_manager(actor)
     user = await get_user(session, actor, user_id)
-    PasswordChange(current_password="-", new_password=new_password)  # same strength rules
+    try:
+        check_password_strength(new_password)
+    except ValueError as error:
+        raise ValidationFailed(str(error).capitalize() + ".", field="password") from error
     user.password_hash = hash_password(new_password)
     user.password_changed_at = now(session)
     await _end_sessions(session, user.id)
