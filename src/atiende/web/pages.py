@@ -19,7 +19,8 @@ from fastapi.templating import Jinja2Templates
 from atiende import __version__
 from atiende.core import i18n
 from atiende.core.db import Scope
-from atiende.core.errors import AtiendeError, NotAuthenticated, PermissionDenied
+from atiende.core.errors import AtiendeError, NotAuthenticated
+from atiende.core.security import secrets_equal
 from atiende.identity import service as identity
 from atiende.identity.api import login
 from atiende.identity.models import Role
@@ -202,7 +203,8 @@ def _page(template: str, *roles: Role) -> Any:
     async def page(request: Request, principal: OptionalPrincipal) -> Response:
         signed_in = _signed_in(principal)
         if roles and signed_in.role not in roles:
-            raise PermissionDenied()
+            # A page, not the API's JSON: say so in the frame, with the menu to go elsewhere.
+            return render(request, "forbidden.html", signed_in, status_code=403)
         return render(request, template, signed_in)
 
     return page
@@ -231,7 +233,11 @@ async def logout_page(request: Request, principal: OptionalPrincipal) -> Respons
     if principal is not None and cookie:
         form = await request.form()
         token = form.get("csrf_token")
-        if isinstance(token, str) and principal.csrf_token == token:
+        if (
+            isinstance(token, str)
+            and principal.csrf_token
+            and secrets_equal(principal.csrf_token, token)
+        ):
             async with app_state(request).db.session(Scope.system()) as session:
                 await identity.end_web_session(session, cookie)
             response.delete_cookie(SESSION_COOKIE, path="/")

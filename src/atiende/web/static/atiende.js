@@ -55,6 +55,48 @@
     return node;
   }
 
+  const ICONS = {
+    power: ["M12 3.5v8", "M6.6 6.6a7.5 7.5 0 1 0 10.8 0"],
+    trash: ["M4 7h16", "M9.5 7V4.5h5V7", "M6.5 7l1 13h9l1-13", "M10 11v5.5M14 11v5.5"],
+  };
+
+  /** One of the few inline icons scripts need (the rest are drawn by the templates). */
+  function icon(name) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    for (const [key, value] of Object.entries({
+      class: "icon",
+      viewBox: "0 0 24 24",
+      width: "16",
+      height: "16",
+      fill: "none",
+      stroke: "currentColor",
+      "stroke-width": "1.8",
+      "stroke-linecap": "round",
+      "stroke-linejoin": "round",
+      "aria-hidden": "true",
+      focusable: "false",
+    })) {
+      svg.setAttribute(key, value);
+    }
+    for (const d of ICONS[name] || []) {
+      const path = document.createElementNS(ns, "path");
+      path.setAttribute("d", d);
+      svg.append(path);
+    }
+    return svg;
+  }
+
+  /** A small button with an icon; its label shows on small screens, and as a tooltip. */
+  function iconButton(name, label, className, onclick) {
+    return h(
+      "button",
+      { type: "button", class: `button small icon-label ${className}`, title: label, onclick },
+      icon(name),
+      h("span", { class: "label" }, label),
+    );
+  }
+
   const $ = (selector, root = document) => root.querySelector(selector);
   const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 
@@ -62,7 +104,12 @@
     dateStyle: "medium",
     timeStyle: "short",
   });
+  const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
   const timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+  const preciseFormat = new Intl.DateTimeFormat(undefined, {
+    dateStyle: "medium",
+    timeStyle: "medium",
+  });
 
   /** A date from the API, in the browser's locale and time zone. */
   function formatDate(value, format = dateTimeFormat) {
@@ -71,9 +118,14 @@
     return Number.isNaN(date.getTime()) ? String(value) : format.format(date);
   }
 
+  /** A <time> showing value in format, with the full date and time on hover. */
   function timeElement(value, format) {
     if (!value) return h("span", { class: "muted" }, t("never"));
-    return h("time", { datetime: value, title: value }, formatDate(value, format));
+    return h(
+      "time",
+      { datetime: value, title: formatDate(value, preciseFormat) },
+      formatDate(value, format),
+    );
   }
 
   // --- the API ----------------------------------------------------------------------------
@@ -240,7 +292,7 @@
     const columns = $$("thead th", table).length;
     if (!rows.length) {
       body.replaceChildren(
-        h("tr", { class: "placeholder" }, h("td", { colspan: columns }, emptyText || t("empty"))),
+        h("tr", { class: "placeholder" }, h("td", { colspan: columns }, emptyText ?? t("empty"))),
       );
       return;
     }
@@ -286,18 +338,21 @@
     for (const form of $$("[data-language-form]")) {
       const select = $("select", form);
       if (!select) continue;
+      const initial = select.value;
       select.addEventListener("change", async () => {
         if (!csrfToken()) {
           form.submit(); // anonymous: the server keeps the choice in a cookie
           return;
         }
+        // Signed in: saved on the profile (which also sets the cookie), then shown.
         select.disabled = true;
         try {
           await api("PUT", "/api/v1/auth/preferences", { locale: select.value });
           window.location.reload();
-        } catch {
+        } catch (error) {
+          select.value = initial;
           select.disabled = false;
-          form.submit(); // still switch this browser, even if the profile was not saved
+          window.alert(errorMessage(error));
         }
       });
     }
@@ -307,6 +362,7 @@
 
   const LAST_EVENT_KEY = "atiende.lastEventId";
   const MAX_EVENTS = 50;
+  const POLICY_VIOLATION = 1008;
 
   function setUpRealtime(panel) {
     const status = $("[data-realtime-status]", panel);
@@ -317,6 +373,7 @@
     let timer = null;
     let countdown = null;
     let closing = false;
+    const shown = new Set();
 
     const setStatus = (state, text) => {
       status.dataset.state = state;
@@ -361,6 +418,10 @@
       setStatus(attempt ? "reconnecting" : "connecting", t(attempt ? "reconnecting" : "connecting"));
       const ws = new WebSocket(`${scheme}//${window.location.host}/ws${query}`);
       socket = ws;
+      // Only what is newer than where this connection started is shown, each event once (a
+      // resumed hub may send an event the page already has).
+      let floor = since;
+      let helloId = null;
       ws.addEventListener("message", (message) => {
         let data;
         try {
@@ -371,9 +432,22 @@
         if (data.type === "hello") {
           attempt = 0;
           setStatus("connected", t("connected"));
-          if (lastEventId() === null) remember(data.last_event_id);
+          helloId = typeof data.last_event_id === "number" ? data.last_event_id : null;
+          if (floor === null) floor = helloId;
+          remember(helloId);
+        } else if (data.type === "reset") {
+          // The hub no longer has the history after our id: start over from the present.
+          floor = helloId;
+          if (helloId !== null) sessionStorage.setItem(LAST_EVENT_KEY, String(helloId));
+          shown.clear();
+          log.replaceChildren();
+          if (empty) empty.hidden = false;
         } else if (data.type === "event" && data.event) {
-          remember(data.event.id);
+          const id = data.event.id;
+          if ((floor !== null && id <= floor) || shown.has(id)) return;
+          if (shown.size > 1000) shown.clear();
+          shown.add(id);
+          remember(id);
           addEvent(data.event);
         } else if (data.type === "heartbeat") {
           if (typeof data.last_event_id === "number" && data.last_event_id > 0) {
@@ -382,9 +456,21 @@
           ws.send(JSON.stringify({ type: "pong" }));
         }
       });
-      ws.addEventListener("close", () => {
+      ws.addEventListener("close", (event) => {
         if (socket === ws) socket = null;
-        if (!closing) scheduleReconnect();
+        if (closing) return;
+        if (event.code === POLICY_VIOLATION && event.reason === "session_ended") {
+          // Signed out elsewhere, deactivated or the password changed: back to the login.
+          closing = true;
+          const next = window.location.pathname + window.location.search;
+          window.location.assign(`/login?next=${encodeURIComponent(next)}`);
+          return;
+        }
+        if (helloId === null) {
+          // Refused before it opened: if the session is gone this call leads to the login page.
+          api("GET", "/api/v1/auth/me").catch(() => {});
+        }
+        scheduleReconnect();
       });
     };
 
@@ -435,52 +521,41 @@
 
     const actions = (user) => {
       if (!canManage || user.id === selfId) return h("td", { class: "actions" });
-      const toggle = h(
-        "button",
-        {
-          type: "button",
-          class: "button small",
-          onclick: async () => {
-            if (user.is_active && !window.confirm(t("confirm_deactivate", { name: user.name }))) {
-              return;
-            }
-            toggle.disabled = true;
-            try {
-              await api("PATCH", `/api/v1/users/${user.id}`, { is_active: !user.is_active });
-              showMessage(
-                listMessage,
-                "success",
-                t(user.is_active ? "deactivated" : "activated", { name: user.name }),
-              );
-              await load();
-            } catch (error) {
-              toggle.disabled = false;
-              showMessage(listMessage, "error", errorMessage(error));
-            }
-          },
-        },
+      const toggle = iconButton(
+        "power",
         t(user.is_active ? "deactivate" : "activate"),
-      );
-      const remove = h(
-        "button",
-        {
-          type: "button",
-          class: "button small danger",
-          onclick: async () => {
-            if (!window.confirm(t("confirm_delete", { name: user.name }))) return;
-            remove.disabled = true;
-            try {
-              await api("DELETE", `/api/v1/users/${user.id}`);
-              showMessage(listMessage, "success", t("deleted", { name: user.name }));
-              await load();
-            } catch (error) {
-              remove.disabled = false;
-              showMessage(listMessage, "error", errorMessage(error));
-            }
-          },
+        user.is_active ? "" : "positive",
+        async () => {
+          if (user.is_active && !window.confirm(t("confirm_deactivate", { name: user.name }))) {
+            return;
+          }
+          toggle.disabled = true;
+          try {
+            await api("PATCH", `/api/v1/users/${user.id}`, { is_active: !user.is_active });
+            showMessage(
+              listMessage,
+              "success",
+              t(user.is_active ? "deactivated" : "activated", { name: user.name }),
+            );
+            await load();
+          } catch (error) {
+            toggle.disabled = false;
+            showMessage(listMessage, "error", errorMessage(error));
+          }
         },
-        t("delete"),
       );
+      const remove = iconButton("trash", t("delete"), "danger", async () => {
+        if (!window.confirm(t("confirm_delete", { name: user.name }))) return;
+        remove.disabled = true;
+        try {
+          await api("DELETE", `/api/v1/users/${user.id}`);
+          showMessage(listMessage, "success", t("deleted", { name: user.name }));
+          await load();
+        } catch (error) {
+          remove.disabled = false;
+          showMessage(listMessage, "error", errorMessage(error));
+        }
+      });
       return h("td", { class: "actions" }, h("div", { class: "button-row" }, toggle, remove));
     };
 
@@ -502,7 +577,7 @@
         h("td", { class: "email" }, user.email),
         h("td", {}, h("span", { class: `role-tag role-${user.role}` }, roles[user.role] || user.role)),
         h("td", {}, statusBadge(user)),
-        h("td", { class: "nowrap" }, timeElement(user.created_at)),
+        h("td", { class: "nowrap date" }, timeElement(user.created_at, dateFormat)),
         canManage ? actions(user) : null,
       );
 
@@ -591,8 +666,14 @@
       h(
         "tr",
         { "data-entry-id": entry.id },
-        h("td", { class: "nowrap" }, timeElement(entry.occurred_at)),
-        h("td", { class: "email" }, entry.actor_email || t("system")),
+        h("td", { class: "nowrap" }, timeElement(entry.occurred_at, preciseFormat)),
+        h(
+          "td",
+          { class: "email" },
+          entry.actor_email && !entry.actor_email.startsWith("<")
+            ? entry.actor_email
+            : h("span", { class: "muted" }, t("system")),
+        ),
         h(
           "td",
           {},
@@ -663,7 +744,7 @@
         h("td", {}, tenant.time_zone),
         h("td", {}, locales[tenant.locale] || tenant.locale),
         h("td", {}, h("span", { class: "badge" }, modes[tenant.deployment_mode] || tenant.deployment_mode)),
-        h("td", { class: "nowrap" }, timeElement(tenant.created_at)),
+        h("td", { class: "nowrap date" }, timeElement(tenant.created_at, dateFormat)),
       );
 
     async function load() {
@@ -826,7 +907,7 @@
         { "data-token-id": token.id, class: revoked ? "inactive" : "" },
         h("td", {}, h("strong", {}, token.name)),
         h("td", {}, h("code", {}, `${token.prefix}…`)),
-        h("td", { class: "nowrap" }, timeElement(token.created_at)),
+        h("td", { class: "nowrap date" }, timeElement(token.created_at, dateFormat)),
         h("td", { class: "nowrap" }, timeElement(token.last_used_at)),
         h(
           "td",
