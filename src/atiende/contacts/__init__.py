@@ -1,0 +1,1 @@
+"""Customers and their identities on every channel, merged into one profile."""

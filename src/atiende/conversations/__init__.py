@@ -1,0 +1,1 @@
+"""Interactions (one customer contact on one channel), their messages, notes and timeline."""

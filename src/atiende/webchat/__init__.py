@@ -1,0 +1,1 @@
+"""The website chat widget: widget settings, visitors and their conversations."""
