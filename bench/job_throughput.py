@@ -1,4 +1,4 @@
-"""Durable job throughput: jobs claimed, run (one row written each) and marked done per
+"""Durable job throughput: jobs claimed, run (one read each) and marked done per
 second by one worker on SQLite, and by two racing workers on PostgreSQL when
 ``ATIENDE_BENCH_POSTGRES_URL`` points at an empty, migrated database."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from atiende.core.clock import TestClock
 from atiende.core.db import Database
 from atiende.identity.models import Role
@@ -184,3 +186,15 @@ async def test_an_update_that_changes_nothing_is_not_audited(app, db: Database) 
     assert same.status_code == 200
     entries = (await admin.client.get("/api/v1/audit", params={"action": "user.update"})).json()
     assert entries == []
+
+
+async def test_two_simultaneous_creates_of_one_email_give_one_user_and_one_409(
+    app, db: Database
+) -> None:
+    admin = await caller(app, await make_tenant(db))
+    body = {**NEW_AGENT, "email": "race@example.com"}
+    first, second = await asyncio.gather(
+        admin.client.post("/api/v1/users", json=body), admin.client.post("/api/v1/users", json=body)
+    )
+    assert sorted([first.status_code, second.status_code]) == [201, 409]
+    assert (await _emails(admin)).count("race@example.com") == 1

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.audit import service as audit
@@ -103,8 +104,13 @@ async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> 
         created_at=instant,
         password_changed_at=instant,
     )
-    session.add(user)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(user)
+    except IntegrityError as error:  # created concurrently since the check above
+        raise Conflict(
+            "A user with this e-mail exists.", code="user_email_taken", field="email"
+        ) from error
     await audit.record(
         session,
         actor,

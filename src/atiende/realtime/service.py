@@ -65,7 +65,8 @@ async def history_is_complete_after(session: AsyncSession, after_id: int) -> boo
     """False when retention pruned events the client has not seen: it must reload."""
     oldest = await session.scalar(select(func.min(EventRecord.id)))
     if oldest is None:
-        return after_id >= 0
+        # Nothing retained: only a client that has seen nothing is sure to have missed nothing.
+        return after_id <= 0
     return after_id >= int(oldest) - 1
 
 

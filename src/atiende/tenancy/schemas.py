@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from atiende.tenancy.models import DeploymentMode
 
@@ -42,11 +42,20 @@ class TenantCreate(BaseModel):
 
 
 class TenantUpdate(BaseModel):
+    """A partial update: fields left out stay as they are; none of them may be null."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     time_zone: TimeZone | None = None
     locale: Locale | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> TenantUpdate:
+        for field in self.model_fields_set:
+            if getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
 
 
 class TenantOut(BaseModel):

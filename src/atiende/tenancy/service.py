@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.audit import service as audit
@@ -35,8 +36,13 @@ async def create_tenant(session: AsyncSession, actor: Actor, data: TenantCreate)
             f"A tenant with slug {data.slug!r} exists.", code="tenant_slug_taken", field="slug"
         )
     tenant = Tenant(**data.model_dump(), created_at=now(session))
-    session.add(tenant)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(tenant)
+    except IntegrityError as error:  # created concurrently since the check above
+        raise Conflict(
+            f"A tenant with slug {data.slug!r} exists.", code="tenant_slug_taken", field="slug"
+        ) from error
     await audit.record(
         session,
         actor,
@@ -78,7 +84,11 @@ async def update_tenant(
     ):
         raise PermissionDenied()
     before = _snapshot(tenant)
-    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    changes = {
+        field: value
+        for field, value in data.model_dump(exclude_unset=True).items()
+        if getattr(tenant, field) != value
+    }
     for field, value in changes.items():
         setattr(tenant, field, value)
     await session.flush()

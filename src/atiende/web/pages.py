@@ -104,6 +104,7 @@ def _set_page_locale(request: Request, principal: Principal | None) -> str:
         user_locale=principal.locale if principal else None,
         cookie=request.cookies.get(LANG_COOKIE),
         accept_language=request.headers.get("accept-language"),
+        default=app_state(request).settings.default_locale,
     )
     i18n.current_locale.set(locale)
     return locale
@@ -188,7 +189,7 @@ async def set_language(
 ) -> Response:
     """Anonymous visitors keep the choice in a cookie; signed-in users use the API, which
     also saves it on their profile (the page script does that)."""
-    chosen = i18n.normalise(locale) or i18n.DEFAULT_LOCALE
+    chosen = i18n.normalise(locale) or app_state(request).settings.default_locale
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax")
     return response
