@@ -12,6 +12,7 @@ from atiende.identity import service as identity
 from atiende.jobs import service as jobs
 from atiende.jobs.registry import JobContext, JobRegistry
 from atiende.realtime import service as realtime
+from atiende.routing import tasks as routing_tasks
 
 HOUSEKEEPING = "maintenance.housekeeping"
 HOUSEKEEPING_EVERY = timedelta(hours=1)
@@ -39,9 +40,11 @@ async def ensure_recurring(db: Database) -> None:
     """Called by every worker at start: recurring jobs exist once, however many start."""
     async with db.session(Scope.system()) as session:
         await schedule_housekeeping(session)
+        await routing_tasks.schedule_sweep(session)
 
 
 def build_registry() -> JobRegistry:
     registry = JobRegistry()
     registry.register(HOUSEKEEPING, housekeeping)
+    routing_tasks.register(registry)
     return registry

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, Uuid, event
+from sqlalchemy import DateTime, ForeignKey, MetaData, Uuid, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -116,6 +116,7 @@ SCOPE_KEY: Final = "atiende.scope"
 AFTER_COMMIT_KEY: Final = "atiende.after_commit"
 CLOCK_KEY: Final = "atiende.clock"
 PUBLISHER_KEY: Final = "atiende.publisher"
+DATABASE_KEY: Final = "atiende.database"
 READ_ONLY_OPTION: Final = "atiende_read_only"
 
 
@@ -185,6 +186,25 @@ def clock_of(session: Session | AsyncSession) -> Clock:
 def now(session: Session | AsyncSession) -> datetime:
     """The unit of work's notion of now (a test clock in tests)."""
     return clock_of(session).now()
+
+
+def database_of(session: Session | AsyncSession) -> Database:
+    """The database a unit of work belongs to (to open a follow-up unit after commit)."""
+    database = session.info.get(DATABASE_KEY)
+    if not isinstance(database, Database):
+        raise RuntimeError("session was not opened by Database.session")
+    return database
+
+
+async def advisory_lock(session: AsyncSession, key: str) -> None:
+    """Serialise units of work on ``key`` until the transaction ends. PostgreSQL takes a
+    transaction-level advisory lock; SQLite needs nothing, since every writing transaction
+    there already holds the database's write lock (BEGIN IMMEDIATE)."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], Any]) -> None:
@@ -266,6 +286,7 @@ class Database:
             session.info[SCOPE_KEY] = scope
             session.info[CLOCK_KEY] = self.clock
             session.info[PUBLISHER_KEY] = self.publisher
+            session.info[DATABASE_KEY] = self
             if read_only:
                 await session.connection(execution_options={READ_ONLY_OPTION: True})
             try:

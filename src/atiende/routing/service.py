@@ -1,0 +1,1242 @@
+"""The routing engine at run time: queues in, offers out, agents' presence and work.
+
+The only writer of ``agents`` (presence and counters), ``offers`` and ``agent_status_log``;
+interactions change only through ``atiende.conversations.service`` helpers, so the timeline
+and ``interaction.changed`` follow every move.
+
+Concurrency: every step that can hand out or take back work (a routing round, accepting,
+rejecting or expiring an offer, a transfer, closing, presence changes) first takes the
+tenant's routing lock (``advisory_lock``; SQLite's write lock plays that role there). Within
+it, an interaction moves out of ``queued`` or ``offered`` only through a conditional UPDATE
+whose row count is checked, so no interaction is ever assigned twice, and agent load is
+computed under the same lock, so no agent goes over capacity — also with several nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atiende.conversations import service as conversations
+from atiende.conversations.models import (
+    Channel,
+    Interaction,
+    InteractionEvent,
+    InteractionStatus,
+    MessageDirection,
+)
+from atiende.core.db import (
+    Database,
+    Scope,
+    advisory_lock,
+    after_commit,
+    database_of,
+    now,
+    require_tenant,
+)
+from atiende.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from atiende.core.events import emit
+from atiende.identity.actor import Actor
+from atiende.identity.models import Role
+from atiende.jobs import service as jobs
+from atiende.routing import strategies
+from atiende.routing.events import AgentStateChanged, OfferClosed, OfferCreated
+from atiende.routing.models import (
+    Agent,
+    AgentSkill,
+    AgentStatusLog,
+    BreakReason,
+    ClosedAction,
+    Disposition,
+    Holiday,
+    LicenceType,
+    Offer,
+    OfferStatus,
+    Presence,
+    Queue,
+    QueueMember,
+    Schedule,
+)
+from atiende.tenancy.models import Tenant
+
+log = logging.getLogger(__name__)
+
+# After rejecting or letting an offer time out, an agent is skipped for that interaction for
+# this long (FreeSWITCH's reject delay), so it goes to the next agent first.
+REJECT_DELAY = timedelta(seconds=60)
+MAX_TRANSFER_HOPS = 5
+SUPERVISING = frozenset({Role.supervisor, Role.admin})
+
+OFFER_TIMEOUT_JOB = "routing.offer_timeout"
+MAX_WAIT_JOB = "routing.max_wait"
+WRAP_UP_END_JOB = "routing.wrap_up_end"
+SWEEP_JOB = "routing.sweep"
+SWEEP_EVERY = timedelta(minutes=1)
+
+
+# --- agents ---------------------------------------------------------------------------------
+
+
+async def ensure_agent(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    licence: LicenceType | str = LicenceType.omnichannel,
+) -> Agent:
+    """The user's agent profile, created (offline) on first use."""
+    agent = await session.get(Agent, user_id)
+    if agent is not None:
+        return agent
+    instant = now(session)
+    licence = LicenceType(licence)
+    agent = Agent(
+        user_id=user_id,
+        licence=licence,
+        voice_capacity=1,
+        chat_capacity=4 if licence is LicenceType.omnichannel else 0,
+        presence=Presence.offline,
+        presence_since=instant,
+        idle_since=instant,
+        no_answer_count=0,
+        max_no_answer=3,
+    )
+    session.add(agent)
+    await session.flush()
+    return agent
+
+
+async def get_agent(session: AsyncSession, agent_id: uuid.UUID) -> Agent:
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound("agent")
+    return agent
+
+
+def _may_act_for(actor: Actor, agent_id: uuid.UUID) -> bool:
+    return actor.user_id == agent_id or actor.role in SUPERVISING
+
+
+async def set_presence(
+    session: AsyncSession,
+    actor: Actor,
+    agent_id: uuid.UUID,
+    presence: Presence | str,
+    break_reason_id: uuid.UUID | None = None,
+) -> Agent:
+    """An agent's own switch, or a supervisor forcing it. Going on break or offline hands
+    back pending offers (the interactions return to the head of their queues)."""
+    if not _may_act_for(actor, agent_id):
+        raise NotFound("agent")
+    presence = Presence(presence)
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    agent = await get_agent(session, agent_id)
+    if presence is Presence.on_break:
+        if break_reason_id is None:
+            raise ValidationFailed("A break needs a reason.", code="break_reason_required")
+        reason = await session.get(BreakReason, break_reason_id)
+        if reason is None or not reason.is_active:
+            raise ValidationFailed("Unknown break reason.", code="break_reason_not_found")
+    else:
+        break_reason_id = None
+    await _change_presence(session, agent, presence, break_reason_id, changed_by=actor.user_id)
+    return agent
+
+
+async def _change_presence(
+    session: AsyncSession,
+    agent: Agent,
+    presence: Presence,
+    break_reason_id: uuid.UUID | None,
+    *,
+    changed_by: uuid.UUID | None,
+) -> None:
+    instant = now(session)
+    if agent.presence == presence and agent.break_reason_id == break_reason_id:
+        return
+    open_log = await session.scalar(
+        select(AgentStatusLog).where(
+            AgentStatusLog.agent_id == agent.user_id, AgentStatusLog.ended_at.is_(None)
+        )
+    )
+    if open_log is not None:
+        open_log.ended_at = instant
+    session.add(
+        AgentStatusLog(
+            agent_id=agent.user_id,
+            presence=presence,
+            break_reason_id=break_reason_id,
+            started_at=instant,
+            changed_by=changed_by,
+        )
+    )
+    agent.presence = presence
+    agent.break_reason_id = break_reason_id
+    agent.presence_since = instant
+    if presence is Presence.available:
+        agent.no_answer_count = 0
+        if not any((await _loads(session, [agent.user_id])).get(agent.user_id, {}).values()):
+            agent.idle_since = instant
+        request_routing(session)
+    else:
+        await _hand_back_offers(session, agent.user_id)
+    await session.flush()
+    await emit(
+        session,
+        AgentStateChanged(
+            agent_id=agent.user_id,
+            presence=presence.value,
+            break_reason_id=break_reason_id,
+            no_answer_count=agent.no_answer_count,
+            changed_by=changed_by,
+        ),
+    )
+
+
+async def _hand_back_offers(session: AsyncSession, agent_id: uuid.UUID) -> None:
+    pending = (
+        await session.scalars(
+            select(Offer).where(Offer.agent_id == agent_id, Offer.status == OfferStatus.pending)
+        )
+    ).all()
+    for offer in pending:
+        await _close_offer(session, offer, OfferStatus.cancelled)
+
+
+# --- queueing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCalendar:
+    """What decides whether a queue is open: its schedule and the tenant's holidays."""
+
+    weekly: dict[str, list[list[str]]] | None
+    time_zone: str
+    holidays: frozenset[date]
+
+    def is_open(self, at: datetime) -> bool:
+        if self.weekly is None:
+            return True
+        from atiende.routing.schedule import is_open
+
+        return is_open(self.weekly, self.time_zone, self.holidays, at)
+
+
+async def _calendars(
+    session: AsyncSession, queues: Sequence[Queue]
+) -> dict[uuid.UUID, QueueCalendar]:
+    schedule_ids = {q.schedule_id for q in queues if q.schedule_id}
+    schedules: dict[uuid.UUID, Schedule] = {}
+    holidays: frozenset[date] = frozenset()
+    if schedule_ids:
+        schedules = {
+            s.id: s
+            for s in (
+                await session.scalars(select(Schedule).where(Schedule.id.in_(schedule_ids)))
+            ).all()
+        }
+        holidays = frozenset((await session.scalars(select(Holiday.day))).all())
+    result = {}
+    for queue in queues:
+        schedule = schedules.get(queue.schedule_id) if queue.schedule_id else None
+        result[queue.id] = QueueCalendar(
+            weekly=schedule.weekly if schedule else None,
+            time_zone=schedule.time_zone if schedule else "UTC",
+            holidays=holidays,
+        )
+    return result
+
+
+async def queue_is_open(session: AsyncSession, queue: Queue, at: datetime | None = None) -> bool:
+    calendar = (await _calendars(session, [queue]))[queue.id]
+    return calendar.is_open(at or now(session))
+
+
+async def enqueue(
+    session: AsyncSession,
+    interaction: Interaction,
+    queue_id: uuid.UUID,
+    *,
+    reason: str = "queued",
+    _hops: int = 0,
+) -> None:
+    """Put an interaction in a queue (new, transferred or overflowing), applying the queue's
+    closed-hours action and length limit, and route once the unit of work commits."""
+    queue = await session.get(Queue, queue_id)
+    if queue is None:
+        raise NotFound("queue")
+    if interaction.channel.value not in queue.channels:
+        raise ValidationFailed(
+            f"Queue {queue.name!r} does not serve {interaction.channel.value}.",
+            code="queue_channel_mismatch",
+        )
+    instant = now(session)
+    if _hops < MAX_TRANSFER_HOPS:
+        if not await queue_is_open(session, queue, instant):
+            if queue.closed_action is ClosedAction.transfer and queue.closed_queue_id:
+                await conversations.record(
+                    session, interaction, "closed_transfer", to_queue_id=str(queue.closed_queue_id)
+                )
+                await enqueue(
+                    session, interaction, queue.closed_queue_id, reason=reason, _hops=_hops + 1
+                )
+                return
+            if queue.closed_action is ClosedAction.auto_reply and queue.closed_message:
+                await conversations.add_message(
+                    session,
+                    interaction,
+                    direction=MessageDirection.outbound,
+                    author_kind="system",
+                    body=queue.closed_message,
+                    client_id=f"closed-reply:{queue.id}:{instant.date().isoformat()}",
+                )
+        if queue.max_queue_length is not None and queue.overflow_queue_id:
+            waiting = await session.scalar(
+                select(func.count())
+                .select_from(Interaction)
+                .where(
+                    Interaction.queue_id == queue.id,
+                    Interaction.status == InteractionStatus.queued,
+                    Interaction.id != interaction.id,
+                )
+            )
+            if (waiting or 0) >= queue.max_queue_length:
+                await conversations.record(
+                    session,
+                    interaction,
+                    "overflowed",
+                    reason="queue_full",
+                    from_queue_id=str(queue.id),
+                )
+                await enqueue(
+                    session, interaction, queue.overflow_queue_id, reason=reason, _hops=_hops + 1
+                )
+                return
+    interaction.queue_id = queue.id
+    interaction.status = InteractionStatus.queued
+    interaction.agent_id = None
+    interaction.enqueued_at = instant
+    interaction.first_enqueued_at = interaction.first_enqueued_at or instant
+    await conversations.record(session, interaction, "queued", reason=reason, agent_id=None)
+    if queue.max_wait_seconds and queue.overflow_queue_id:
+        await jobs.schedule(
+            session,
+            MAX_WAIT_JOB,
+            {"interaction_id": str(interaction.id), "enqueued_at": instant.isoformat()},
+            run_at=instant + timedelta(seconds=queue.max_wait_seconds),
+            tenant_id=interaction.tenant_id,
+            dedupe_key=f"max-wait:{interaction.id}:{instant.isoformat()}",
+        )
+    await conversations.changed(session, interaction, "queued")
+    request_routing(session)
+
+
+async def abandon(session: AsyncSession, interaction_id: uuid.UUID) -> bool:
+    """The customer left (hung up, closed the chat) before an agent took it."""
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    interaction = await conversations.get_interaction(session, interaction_id)
+    if interaction.status not in (InteractionStatus.queued, InteractionStatus.offered):
+        return False
+    for offer in await _pending_offers(session, interaction.id):
+        await _close_offer(session, offer, OfferStatus.cancelled)
+    interaction.status = InteractionStatus.abandoned
+    interaction.closed_at = now(session)
+    await conversations.record(session, interaction, "abandoned", agent_id=None)
+    await conversations.changed(session, interaction, "abandoned")
+    return True
+
+
+# --- routing rounds ---------------------------------------------------------------------------
+
+
+def _lock_key(tenant_id: uuid.UUID) -> str:
+    return f"routing:{tenant_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    waiting: list[strategies.Waiting]
+    queues: dict[uuid.UUID, strategies.QueueRules]
+    agents: list[strategies.AgentView]
+    queue_rows: dict[uuid.UUID, Queue]
+
+
+async def _loads(
+    session: AsyncSession, agent_ids: Sequence[uuid.UUID] | None = None
+) -> dict[uuid.UUID, dict[str, int]]:
+    """Work each agent holds, by capacity pool: assigned, in wrap-up, or offered."""
+    loads: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    held = select(Interaction.agent_id, Interaction.channel, func.count()).where(
+        Interaction.status.in_([InteractionStatus.assigned, InteractionStatus.wrap_up])
+    )
+    offered = (
+        select(Offer.agent_id, Interaction.channel, func.count())
+        .join(Interaction, Interaction.id == Offer.interaction_id)
+        .where(Offer.status == OfferStatus.pending)
+    )
+    if agent_ids is not None:
+        held = held.where(Interaction.agent_id.in_(agent_ids))
+        offered = offered.where(Offer.agent_id.in_(agent_ids))
+    for query in (
+        held.group_by(Interaction.agent_id, Interaction.channel),
+        offered.group_by(Offer.agent_id, Interaction.channel),
+    ):
+        for agent_id, channel, count in (await session.execute(query)).all():
+            if agent_id is not None:
+                loads[agent_id][strategies.channel_class(Channel(channel).value)] += count
+    return loads
+
+
+async def snapshot(session: AsyncSession) -> Snapshot:
+    instant = now(session)
+    queue_rows = {q.id: q for q in (await session.scalars(select(Queue))).all()}
+    calendars = await _calendars(session, list(queue_rows.values()))
+    members: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+    for queue_id, agent_id in (
+        await session.execute(select(QueueMember.queue_id, QueueMember.agent_id))
+    ).all():
+        members[queue_id].add(agent_id)
+    queues = {
+        q.id: strategies.QueueRules(
+            queue_id=q.id,
+            strategy=strategies.StrategyName(q.strategy.value),
+            required_skills={uuid.UUID(k): int(v) for k, v in (q.required_skills or {}).items()},
+            priority=q.priority,
+            is_open=calendars[q.id].is_open(instant),
+            ageing_seconds=q.ageing_seconds,
+            members=frozenset(members[q.id]),
+        )
+        for q in queue_rows.values()
+    }
+    rows = (
+        await session.execute(
+            select(
+                Interaction.id,
+                Interaction.queue_id,
+                Interaction.channel,
+                Interaction.enqueued_at,
+                Interaction.priority,
+                Interaction.contact_id,
+            ).where(
+                Interaction.status == InteractionStatus.queued, Interaction.queue_id.is_not(None)
+            )
+        )
+    ).all()
+    interaction_ids = [row.id for row in rows]
+    excluded: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+    if interaction_ids:
+        recent = await session.execute(
+            select(Offer.interaction_id, Offer.agent_id).where(
+                Offer.interaction_id.in_(interaction_ids),
+                Offer.status.in_([OfferStatus.rejected, OfferStatus.timed_out]),
+                Offer.responded_at >= instant - REJECT_DELAY,
+            )
+        )
+        for interaction_id, agent_id in recent.all():
+            excluded[interaction_id].add(agent_id)
+    sticky = await _sticky_agents(session, rows, queue_rows, instant)
+    waiting = [
+        strategies.Waiting(
+            interaction_id=row.id,
+            queue_id=row.queue_id,
+            channel=Channel(row.channel).value,
+            enqueued_at=row.enqueued_at or instant,
+            priority=row.priority,
+            sticky_agent_id=sticky.get(row.id),
+            excluded_agents=frozenset(excluded.get(row.id, ())),
+        )
+        for row in rows
+    ]
+    agent_rows = (
+        await session.scalars(select(Agent).where(Agent.presence == Presence.available))
+    ).all()
+    agent_ids = [a.user_id for a in agent_rows]
+    skills: dict[uuid.UUID, dict[uuid.UUID, int]] = defaultdict(dict)
+    loads: dict[uuid.UUID, dict[str, int]] = {}
+    if agent_ids:
+        for agent_id, skill_id, level in (
+            await session.execute(
+                select(AgentSkill.agent_id, AgentSkill.skill_id, AgentSkill.level).where(
+                    AgentSkill.agent_id.in_(agent_ids)
+                )
+            )
+        ).all():
+            skills[agent_id][skill_id] = level
+        loads = await _loads(session, agent_ids)
+    agents = [
+        strategies.AgentView(
+            agent_id=a.user_id,
+            licence=a.licence.value,
+            available=True,
+            skills=skills.get(a.user_id, {}),
+            capacity={strategies.VOICE: a.voice_capacity, strategies.CHAT: a.chat_capacity},
+            load=dict(loads.get(a.user_id, {})),
+            idle_since=a.idle_since,
+            last_offer_at=a.last_offer_at,
+        )
+        for a in agent_rows
+    ]
+    return Snapshot(waiting=waiting, queues=queues, agents=agents, queue_rows=queue_rows)
+
+
+async def _sticky_agents(
+    session: AsyncSession, rows: Sequence[Any], queues: dict[uuid.UUID, Queue], instant: datetime
+) -> dict[uuid.UUID, uuid.UUID]:
+    """The last agent of each waiting contact, within the queue's sticky window."""
+    wanted = [row for row in rows if queues[row.queue_id].sticky_seconds > 0]
+    if not wanted:
+        return {}
+    longest = max(queues[row.queue_id].sticky_seconds for row in wanted)
+    contact_ids = {row.contact_id for row in wanted}
+    last: dict[uuid.UUID, tuple[datetime, uuid.UUID]] = {}
+    recent = await session.execute(
+        select(Interaction.contact_id, Interaction.agent_id, Interaction.assigned_at).where(
+            Interaction.contact_id.in_(contact_ids),
+            Interaction.agent_id.is_not(None),
+            Interaction.assigned_at >= instant - timedelta(seconds=longest),
+        )
+    )
+    for contact_id, agent_id, assigned_at in recent.all():
+        if agent_id is None or assigned_at is None:
+            continue
+        if contact_id not in last or assigned_at > last[contact_id][0]:
+            last[contact_id] = (assigned_at, agent_id)
+    result = {}
+    for row in wanted:
+        found = last.get(row.contact_id)
+        window = timedelta(seconds=queues[row.queue_id].sticky_seconds)
+        if found is not None and found[0] >= instant - window:
+            result[row.id] = found[1]
+    return result
+
+
+async def route(session: AsyncSession) -> list[Offer]:
+    """One routing round for the session's tenant: snapshot, decide, apply."""
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    snap = await snapshot(session)
+    if not snap.waiting or not snap.agents:
+        return []
+    instant = now(session)
+    decisions = strategies.decide(snap.waiting, snap.queues, snap.agents, instant)
+    made: list[Offer] = []
+    for decision in decisions:
+        made.extend(await _apply(session, decision, snap.queue_rows, instant))
+    return made
+
+
+async def _apply(
+    session: AsyncSession,
+    decision: strategies.Decision,
+    queue_rows: dict[uuid.UUID, Queue],
+    instant: datetime,
+) -> list[Offer]:
+    moved = await session.execute(
+        update(Interaction)
+        .where(
+            Interaction.id == decision.interaction_id,
+            Interaction.status == InteractionStatus.queued,
+        )
+        .values(status=InteractionStatus.offered)
+        .execution_options(synchronize_session="fetch")
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        return []  # it left the queue since the snapshot (abandoned, transferred)
+    interaction = await conversations.get_interaction(session, decision.interaction_id)
+    queue = queue_rows.get(interaction.queue_id) if interaction.queue_id else None
+    auto_accept = bool(queue and queue.auto_accept and len(decision.agent_ids) == 1)
+    timeout = timedelta(seconds=queue.offer_timeout_seconds if queue else 30)
+    offers = []
+    for agent_id in decision.agent_ids:
+        offer = Offer(
+            interaction_id=interaction.id,
+            agent_id=agent_id,
+            status=OfferStatus.accepted if auto_accept else OfferStatus.pending,
+            created_at=instant,
+            expires_at=instant + timeout,
+            responded_at=instant if auto_accept else None,
+        )
+        session.add(offer)
+        offers.append(offer)
+    await session.execute(
+        update(Agent)
+        .where(Agent.user_id.in_(decision.agent_ids))
+        .values(last_offer_at=instant)
+        .execution_options(synchronize_session="fetch")
+    )
+    await session.flush()
+    await conversations.record(
+        session,
+        interaction,
+        "offered",
+        agent_id=decision.agent_ids[0] if len(decision.agent_ids) == 1 else None,
+        agent_ids=[str(a) for a in decision.agent_ids],
+        offer_ids=[str(o.id) for o in offers],
+    )
+    if auto_accept:
+        await _assign(session, interaction, decision.agent_ids[0], actor_id=None)
+        return offers
+    await conversations.changed(session, interaction, "offered")
+    for offer in offers:
+        await emit(
+            session,
+            OfferCreated(
+                offer_id=offer.id,
+                interaction_id=interaction.id,
+                agent_id=offer.agent_id,
+                channel=interaction.channel.value,
+                queue_id=interaction.queue_id,
+                expires_at=offer.expires_at.isoformat(),
+            ),
+        )
+    await jobs.schedule(
+        session,
+        OFFER_TIMEOUT_JOB,
+        {"offer_ids": [str(o.id) for o in offers]},
+        run_at=instant + timeout,
+        tenant_id=interaction.tenant_id,
+        dedupe_key=f"offer-timeout:{offers[0].id}",
+    )
+    return offers
+
+
+async def _assign(
+    session: AsyncSession,
+    interaction: Interaction,
+    agent_id: uuid.UUID,
+    *,
+    actor_id: uuid.UUID | None,
+) -> None:
+    interaction.status = InteractionStatus.assigned
+    interaction.agent_id = agent_id
+    interaction.assigned_at = now(session)
+    await conversations.record(
+        session, interaction, "assigned", agent_id=agent_id, actor_id=actor_id
+    )
+    await conversations.changed(session, interaction, "assigned")
+
+
+# --- offers ---------------------------------------------------------------------------------
+
+
+async def _pending_offers(session: AsyncSession, interaction_id: uuid.UUID) -> Sequence[Offer]:
+    return (
+        await session.scalars(
+            select(Offer).where(
+                Offer.interaction_id == interaction_id, Offer.status == OfferStatus.pending
+            )
+        )
+    ).all()
+
+
+async def _close_offer(session: AsyncSession, offer: Offer, status: OfferStatus) -> None:
+    """End an offer. A refusal (reject or time-out) counts against the agent; when the
+    interaction has no other pending offer it goes back to the head of its queue."""
+    offer.status = status
+    offer.responded_at = now(session)
+    await session.flush()
+    await emit(
+        session,
+        OfferClosed(
+            offer_id=offer.id,
+            interaction_id=offer.interaction_id,
+            agent_id=offer.agent_id,
+            status=status.value,
+        ),
+    )
+    interaction = await conversations.get_interaction(session, offer.interaction_id)
+    if status in (OfferStatus.rejected, OfferStatus.timed_out):
+        await conversations.record(
+            session, interaction, status.value, agent_id=offer.agent_id, offer_id=str(offer.id)
+        )
+        await _count_no_answer(session, offer.agent_id)
+    if (
+        status is not OfferStatus.accepted
+        and interaction.status is InteractionStatus.offered
+        and not await _pending_offers(session, interaction.id)
+    ):
+        # Back to the head: enqueued_at is kept, so it is still the oldest in its queue.
+        interaction.status = InteractionStatus.queued
+        await conversations.record(session, interaction, "requeued", agent_id=None)
+        await conversations.changed(session, interaction, "requeued")
+        request_routing(session)
+
+
+async def _count_no_answer(session: AsyncSession, agent_id: uuid.UUID) -> None:
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        return
+    agent.no_answer_count += 1
+    if agent.no_answer_count >= agent.max_no_answer and agent.presence is Presence.available:
+        from atiende.routing import admin
+
+        reason = await admin.no_answer_reason(session)
+        await _change_presence(session, agent, Presence.on_break, reason.id, changed_by=None)
+
+
+async def _offer_for(session: AsyncSession, actor: Actor, offer_id: uuid.UUID) -> Offer:
+    offer = await session.get(Offer, offer_id)
+    if offer is None or offer.agent_id != actor.user_id:
+        raise NotFound("offer")
+    return offer
+
+
+async def accept_offer(session: AsyncSession, actor: Actor, offer_id: uuid.UUID) -> Interaction:
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    offer = await _offer_for(session, actor, offer_id)
+    if offer.status is not OfferStatus.pending:
+        raise Conflict("This offer is no longer open.", code="offer_closed")
+    if offer.expires_at <= now(session):
+        await _close_offer(session, offer, OfferStatus.timed_out)
+        raise Conflict("This offer expired.", code="offer_expired")
+    moved = await session.execute(
+        update(Interaction)
+        .where(
+            Interaction.id == offer.interaction_id, Interaction.status == InteractionStatus.offered
+        )
+        .values(status=InteractionStatus.assigned)
+        .execution_options(synchronize_session="fetch")
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("Someone else took this interaction.", code="offer_taken")
+    offer.status = OfferStatus.accepted
+    offer.responded_at = now(session)
+    for other in await _pending_offers(session, offer.interaction_id):
+        await _close_offer(session, other, OfferStatus.cancelled)
+    agent = await get_agent(session, offer.agent_id)
+    agent.no_answer_count = 0
+    interaction = await conversations.get_interaction(session, offer.interaction_id)
+    await conversations.record(session, interaction, "accepted", agent_id=agent.user_id)
+    await _assign(session, interaction, agent.user_id, actor_id=actor.user_id)
+    await emit(
+        session,
+        OfferClosed(
+            offer_id=offer.id,
+            interaction_id=offer.interaction_id,
+            agent_id=offer.agent_id,
+            status=OfferStatus.accepted.value,
+        ),
+    )
+    return interaction
+
+
+async def reject_offer(session: AsyncSession, actor: Actor, offer_id: uuid.UUID) -> None:
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    offer = await _offer_for(session, actor, offer_id)
+    if offer.status is not OfferStatus.pending:
+        raise Conflict("This offer is no longer open.", code="offer_closed")
+    await _close_offer(session, offer, OfferStatus.rejected)
+
+
+async def expire_offers(session: AsyncSession, offer_ids: Sequence[uuid.UUID]) -> int:
+    """The offer-timeout job: offers still pending at their expiry time out."""
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    expired = 0
+    for offer_id in offer_ids:
+        offer = await session.get(Offer, offer_id)
+        if offer is None or offer.status is not OfferStatus.pending:
+            continue
+        if offer.expires_at > now(session):
+            continue
+        await _close_offer(session, offer, OfferStatus.timed_out)
+        expired += 1
+    return expired
+
+
+# --- working an interaction ----------------------------------------------------------------
+
+
+async def can_see_interaction(
+    session: AsyncSession, actor: Actor, interaction: Interaction
+) -> bool:
+    """Agents see what is assigned or offered to them; supervisors and admins see all."""
+    if actor.role in SUPERVISING or interaction.agent_id == actor.user_id:
+        return True
+    if actor.user_id is None:
+        return False
+    offered = await session.scalar(
+        select(func.count())
+        .select_from(Offer)
+        .where(
+            Offer.interaction_id == interaction.id,
+            Offer.agent_id == actor.user_id,
+            Offer.status == OfferStatus.pending,
+        )
+    )
+    return bool(offered)
+
+
+async def _working(session: AsyncSession, actor: Actor, interaction_id: uuid.UUID) -> Interaction:
+    interaction = await conversations.get_interaction(session, interaction_id)
+    if not await can_see_interaction(session, actor, interaction):
+        raise NotFound("interaction")
+    if interaction.agent_id != actor.user_id and actor.role not in SUPERVISING:
+        raise PermissionDenied("Only the assigned agent or a supervisor can do this.")
+    return interaction
+
+
+async def transfer(
+    session: AsyncSession,
+    actor: Actor,
+    interaction_id: uuid.UUID,
+    *,
+    agent_id: uuid.UUID | None = None,
+    queue_id: uuid.UUID | None = None,
+    note: str | None = None,
+) -> Interaction:
+    """Hand an interaction to a queue (it waits there) or to an agent (who gets an offer)."""
+    if (agent_id is None) == (queue_id is None):
+        raise ValidationFailed("Give exactly one of agent_id and queue_id.", code="transfer_target")
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    interaction = await _working(session, actor, interaction_id)
+    if interaction.status not in (
+        InteractionStatus.assigned,
+        InteractionStatus.offered,
+        InteractionStatus.queued,
+    ):
+        raise Conflict("Only open interactions can be transferred.", code="interaction_not_open")
+    for offer in await _pending_offers(session, interaction.id):
+        await _close_offer(session, offer, OfferStatus.cancelled)
+    if note:
+        await conversations.add_message(
+            session,
+            interaction,
+            direction=MessageDirection.internal,
+            author_kind="agent",
+            author_user_id=actor.user_id,
+            body=note,
+        )
+    previous_agent = interaction.agent_id
+    if queue_id is not None:
+        await conversations.record(
+            session,
+            interaction,
+            "transferred",
+            actor_id=actor.user_id,
+            to_queue_id=str(queue_id),
+            from_agent_id=str(previous_agent) if previous_agent else None,
+        )
+        await enqueue(session, interaction, queue_id, reason="transfer")
+    else:
+        assert agent_id is not None
+        target = await session.get(Agent, agent_id)
+        if target is None:
+            raise NotFound("agent")
+        if interaction.channel.is_digital and target.licence is not LicenceType.omnichannel:
+            raise ValidationFailed(
+                "A voice-licence agent cannot take a digital interaction.", code="licence_mismatch"
+            )
+        if target.presence is not Presence.available:
+            raise Conflict("That agent is not available.", code="agent_unavailable")
+        pool = strategies.channel_class(interaction.channel.value)
+        load = (await _loads(session, [agent_id])).get(agent_id, {}).get(pool, 0)
+        capacity = target.voice_capacity if pool == strategies.VOICE else target.chat_capacity
+        if load >= capacity:
+            raise Conflict("That agent has no free capacity.", code="agent_at_capacity")
+        await conversations.record(
+            session,
+            interaction,
+            "transferred",
+            actor_id=actor.user_id,
+            to_agent_id=str(agent_id),
+            from_agent_id=str(previous_agent) if previous_agent else None,
+        )
+        interaction.status = InteractionStatus.queued
+        interaction.agent_id = None
+        await session.flush()
+        queue = await session.get(Queue, interaction.queue_id) if interaction.queue_id else None
+        await _apply(
+            session,
+            strategies.Decision(interaction.id, (agent_id,)),
+            {queue.id: queue} if queue else {},
+            now(session),
+        )
+    if previous_agent is not None:
+        await _maybe_idle(session, previous_agent)
+    return interaction
+
+
+async def wrap_up(session: AsyncSession, actor: Actor, interaction_id: uuid.UUID) -> Interaction:
+    """The conversation is over; the agent has the queue's wrap-up time to finish."""
+    interaction = await _working(session, actor, interaction_id)
+    if interaction.status is not InteractionStatus.assigned:
+        raise Conflict(
+            "Only an assigned interaction goes to wrap-up.", code="interaction_not_assigned"
+        )
+    queue = await session.get(Queue, interaction.queue_id) if interaction.queue_id else None
+    seconds = queue.wrap_up_seconds if queue else 0
+    instant = now(session)
+    interaction.status = InteractionStatus.wrap_up
+    interaction.wrap_up_until = instant + timedelta(seconds=seconds)
+    await conversations.record(
+        session, interaction, "wrap_up", actor_id=actor.user_id, seconds=seconds
+    )
+    await conversations.changed(session, interaction, "wrap_up")
+    await jobs.schedule(
+        session,
+        WRAP_UP_END_JOB,
+        {"interaction_id": str(interaction.id)},
+        run_at=interaction.wrap_up_until,
+        tenant_id=interaction.tenant_id,
+        dedupe_key=f"wrap-up-end:{interaction.id}",
+    )
+    return interaction
+
+
+async def close(
+    session: AsyncSession,
+    actor: Actor,
+    interaction_id: uuid.UUID,
+    disposition_code: str | None = None,
+) -> Interaction:
+    """Finish an interaction, with a disposition when its queue defines any."""
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    interaction = await _working(session, actor, interaction_id)
+    if interaction.status not in (InteractionStatus.assigned, InteractionStatus.wrap_up):
+        raise Conflict(
+            "Only an interaction being worked can be closed.", code="interaction_not_assigned"
+        )
+    if interaction.queue_id is not None:
+        codes = set(
+            (
+                await session.scalars(
+                    select(Disposition.code).where(Disposition.queue_id == interaction.queue_id)
+                )
+            ).all()
+        )
+        if codes and disposition_code is None:
+            raise ValidationFailed("Choose a disposition.", code="disposition_required")
+        if disposition_code is not None and disposition_code not in codes:
+            raise ValidationFailed(
+                "Unknown disposition for this queue.", code="disposition_not_found"
+            )
+    await _finish(session, interaction, disposition_code, actor_id=actor.user_id)
+    return interaction
+
+
+async def _finish(
+    session: AsyncSession,
+    interaction: Interaction,
+    disposition_code: str | None,
+    *,
+    actor_id: uuid.UUID | None,
+) -> None:
+    interaction.status = InteractionStatus.closed
+    interaction.closed_at = now(session)
+    interaction.disposition_code = disposition_code
+    await conversations.record(
+        session, interaction, "closed", actor_id=actor_id, disposition=disposition_code
+    )
+    await conversations.changed(session, interaction, "closed")
+    if interaction.agent_id is not None:
+        await _maybe_idle(session, interaction.agent_id)
+    request_routing(session)
+
+
+async def end_wrap_up(session: AsyncSession, interaction_id: uuid.UUID) -> bool:
+    """The wrap-up limit passed: close without a disposition and free the agent."""
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    interaction = await session.get(Interaction, interaction_id)
+    if interaction is None or interaction.status is not InteractionStatus.wrap_up:
+        return False
+    if interaction.wrap_up_until and interaction.wrap_up_until > now(session):
+        return False
+    await _finish(session, interaction, None, actor_id=None)
+    return True
+
+
+async def overflow_if_waiting(
+    session: AsyncSession, interaction_id: uuid.UUID, enqueued_at: str
+) -> bool:
+    """The max-wait job: still waiting in the same queue since then → the overflow queue."""
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    interaction = await session.get(Interaction, interaction_id)
+    if (
+        interaction is None
+        or interaction.status is not InteractionStatus.queued
+        or interaction.enqueued_at is None
+        or interaction.enqueued_at.isoformat() != enqueued_at
+        or interaction.queue_id is None
+    ):
+        return False
+    queue = await session.get(Queue, interaction.queue_id)
+    if queue is None or queue.overflow_queue_id is None:
+        return False
+    await conversations.record(
+        session, interaction, "overflowed", reason="max_wait", from_queue_id=str(queue.id)
+    )
+    await enqueue(session, interaction, queue.overflow_queue_id, reason="overflow")
+    return True
+
+
+async def _maybe_idle(session: AsyncSession, agent_id: uuid.UUID) -> None:
+    """An agent with nothing left to hold starts a new idle period (longest-idle order)."""
+    await session.flush()
+    if not any((await _loads(session, [agent_id])).get(agent_id, {}).values()):
+        agent = await session.get(Agent, agent_id)
+        if agent is not None:
+            agent.idle_since = now(session)
+
+
+# --- triggering rounds -----------------------------------------------------------------------
+
+
+_running: dict[tuple[int, uuid.UUID], asyncio.Task[None]] = {}
+_dirty: set[tuple[int, uuid.UUID]] = set()
+
+
+def request_routing(session: AsyncSession) -> None:
+    """Route the session's tenant once this unit of work commits (rounds coalesce: while one
+    runs for a tenant, further requests make one more round after it)."""
+    tenant_id = require_tenant(session)
+    database = database_of(session)
+    after_commit(session, lambda: _trigger(database, tenant_id))
+
+
+def _trigger(database: Database, tenant_id: uuid.UUID) -> None:
+    key = (id(database), tenant_id)
+    if key in _running:
+        _dirty.add(key)
+        return
+    _running[key] = asyncio.create_task(_rounds(database, tenant_id, key))
+
+
+async def _rounds(database: Database, tenant_id: uuid.UUID, key: tuple[int, uuid.UUID]) -> None:
+    try:
+        while True:
+            _dirty.discard(key)
+            try:
+                await route_now(database, tenant_id)
+            except Exception:
+                log.exception("routing round failed for tenant %s", tenant_id)
+            if key not in _dirty:
+                return
+    finally:
+        _running.pop(key, None)
+
+
+async def route_now(database: Database, tenant_id: uuid.UUID) -> list[Offer]:
+    async with database.session(Scope.tenant(tenant_id)) as session:
+        return await route(session)
+
+
+async def settle() -> None:
+    """Wait for every routing round in flight (tests, shutdown)."""
+    while _running:
+        await asyncio.gather(*list(_running.values()), return_exceptions=True)
+
+
+async def tenants_waiting(session: AsyncSession) -> list[uuid.UUID]:
+    """System scope: tenants with interactions waiting or offers expiring (the sweep)."""
+    return list(
+        (
+            await session.scalars(
+                select(Interaction.tenant_id)
+                .where(Interaction.status == InteractionStatus.queued)
+                .distinct()
+            )
+        ).all()
+    )
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queue_id: uuid.UUID
+    name: str
+    waiting: int
+    longest_wait_seconds: float
+    offered_today: int
+    answered_today: int
+    abandoned_today: int
+    answered_in_sl_today: int
+    service_level_today: float | None
+    service_level_seconds: int
+    service_level_target: int
+    is_open: bool
+
+
+async def _tenant_midnight(session: AsyncSession, tenant_id: uuid.UUID) -> datetime:
+    tenant = await session.get(Tenant, tenant_id)
+    zone = ZoneInfo(tenant.time_zone if tenant else "UTC")
+    local = now(session).astimezone(zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def queue_stats(session: AsyncSession) -> list[QueueStats]:
+    """Today (in the tenant's zone) per queue. Service level = answered within the queue's
+    threshold ÷ (answered + abandoned after the threshold); abandons inside it don't count."""
+    tenant_id = require_tenant(session)
+    instant = now(session)
+    since = await _tenant_midnight(session, tenant_id)
+    queues = (await session.scalars(select(Queue).order_by(Queue.name))).all()
+    calendars = await _calendars(session, queues)
+    waiting_rows = (
+        await session.execute(
+            select(Interaction.queue_id, func.count(), func.min(Interaction.enqueued_at))
+            .where(Interaction.status == InteractionStatus.queued)
+            .group_by(Interaction.queue_id)
+        )
+    ).all()
+    waiting = {row[0]: (row[1], row[2]) for row in waiting_rows}
+    events = (
+        await session.execute(
+            select(
+                InteractionEvent.interaction_id,
+                InteractionEvent.queue_id,
+                InteractionEvent.type,
+                InteractionEvent.occurred_at,
+            )
+            .where(
+                InteractionEvent.occurred_at >= since,
+                InteractionEvent.type.in_(["queued", "assigned", "abandoned"]),
+            )
+            .order_by(InteractionEvent.id)
+        )
+    ).all()
+    queued_at: dict[tuple[uuid.UUID, uuid.UUID | None], datetime] = {}
+    counts: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    sl = {q.id: q.service_level_seconds for q in queues}
+    for interaction_id, queue_id, kind, at in events:
+        if queue_id is None:
+            continue
+        stats = counts[queue_id]
+        if kind == "queued":
+            stats["offered"] += 1
+            queued_at[(interaction_id, queue_id)] = at
+            continue
+        started = queued_at.pop((interaction_id, queue_id), None)
+        waited = (at - started).total_seconds() if started else None
+        within = waited is not None and waited <= sl.get(queue_id, 20)
+        if kind == "assigned":
+            stats["answered"] += 1
+            stats["answered_in_sl"] += int(within)
+        else:
+            stats["abandoned"] += 1
+            stats["abandoned_after_sl"] += int(not within)
+    result = []
+    for queue in queues:
+        stats = counts[queue.id]
+        count, oldest = waiting.get(queue.id, (0, None))
+        denominator = stats["answered"] + stats["abandoned_after_sl"]
+        result.append(
+            QueueStats(
+                queue_id=queue.id,
+                name=queue.name,
+                waiting=count,
+                longest_wait_seconds=(instant - oldest).total_seconds() if oldest else 0.0,
+                offered_today=stats["offered"],
+                answered_today=stats["answered"],
+                abandoned_today=stats["abandoned"],
+                answered_in_sl_today=stats["answered_in_sl"],
+                service_level_today=(
+                    round(100 * stats["answered_in_sl"] / denominator, 1) if denominator else None
+                ),
+                service_level_seconds=queue.service_level_seconds,
+                service_level_target=queue.service_level_target,
+                is_open=calendars[queue.id].is_open(instant),
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class AgentBoardRow:
+    agent_id: uuid.UUID
+    name: str
+    presence: str
+    break_reason: str | None
+    seconds_in_state: float
+    busy: bool
+    load: dict[str, int]
+    capacity: dict[str, int]
+    licence: str
+    no_answer_count: int
+
+
+async def agent_board(session: AsyncSession) -> list[AgentBoardRow]:
+    from atiende.identity.models import User
+
+    instant = now(session)
+    rows = (
+        await session.execute(
+            select(Agent, User.name, BreakReason.name)
+            .join(User, User.id == Agent.user_id)
+            .outerjoin(BreakReason, BreakReason.id == Agent.break_reason_id)
+            .order_by(User.name)
+        )
+    ).all()
+    loads = await _loads(session, [agent.user_id for agent, _, _ in rows])
+    board = []
+    for agent, name, reason in rows:
+        load = dict(loads.get(agent.user_id, {}))
+        board.append(
+            AgentBoardRow(
+                agent_id=agent.user_id,
+                name=name,
+                presence=agent.presence.value,
+                break_reason=reason,
+                seconds_in_state=(instant - agent.presence_since).total_seconds(),
+                busy=agent.presence is Presence.available and any(load.values()),
+                load=load,
+                capacity={
+                    strategies.VOICE: agent.voice_capacity,
+                    strategies.CHAT: agent.chat_capacity,
+                },
+                licence=agent.licence.value,
+                no_answer_count=agent.no_answer_count,
+            )
+        )
+    return board
+
+
+async def my_offers(session: AsyncSession, actor: Actor) -> Sequence[Offer]:
+    return (
+        await session.scalars(
+            select(Offer)
+            .where(Offer.agent_id == actor.user_id, Offer.status == OfferStatus.pending)
+            .order_by(Offer.created_at)
+        )
+    ).all()
+
+
+async def my_interactions(session: AsyncSession, actor: Actor) -> Sequence[Interaction]:
+    return (
+        await session.scalars(
+            select(Interaction)
+            .where(
+                Interaction.agent_id == actor.user_id,
+                Interaction.status.in_([InteractionStatus.assigned, InteractionStatus.wrap_up]),
+            )
+            .order_by(Interaction.last_message_at.desc(), Interaction.created_at.desc())
+        )
+    ).all()
+
+
+async def reassign(
+    session: AsyncSession, actor: Actor, interaction_id: uuid.UUID, agent_id: uuid.UUID
+) -> Interaction:
+    """A supervisor moves an interaction to another agent (as a transfer offer)."""
+    if actor.role not in SUPERVISING:
+        raise PermissionDenied()
+    return await transfer(session, actor, interaction_id, agent_id=agent_id)

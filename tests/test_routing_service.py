@@ -1,0 +1,413 @@
+"""The routing engine with a real database: offers, refusals, time-outs, transfers, wrap-up,
+and the hard rules under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from atiende.conversations.models import Channel, InteractionStatus, Message, MessageDirection
+from atiende.core.clock import TestClock
+from atiende.core.config import Settings
+from atiende.core.db import Database, Scope
+from atiende.identity.actor import Actor
+from atiende.identity.models import Role
+from atiende.jobs.service import JobRunner
+from atiende.routing import service as routing
+from atiende.routing.models import (
+    Agent,
+    Disposition,
+    LicenceType,
+    Offer,
+    OfferStatus,
+    Presence,
+    Strategy,
+)
+from atiende.tasks import build_registry
+from factories import make_tenant
+from routing_factories import arrive, get, make_agent, make_queue, timeline
+
+
+def as_agent(agent_id: uuid.UUID, tenant_id: uuid.UUID, role: Role = Role.agent) -> Actor:
+    return Actor(user_id=agent_id, email=None, role=role, tenant_id=tenant_id)
+
+
+async def offers_of(db: Database, tenant_id: uuid.UUID, interaction_id: uuid.UUID) -> list[Offer]:
+    async with db.session(Scope.tenant(tenant_id)) as session:
+        return list(
+            (
+                await session.scalars(
+                    select(Offer)
+                    .where(Offer.interaction_id == interaction_id)
+                    .order_by(Offer.created_at)
+                )
+            ).all()
+        )
+
+
+async def pending_offer(db: Database, tenant_id: uuid.UUID, interaction_id: uuid.UUID) -> Offer:
+    pending = [
+        o for o in await offers_of(db, tenant_id, interaction_id) if o.status is OfferStatus.pending
+    ]
+    assert len(pending) == 1, pending
+    return pending[0]
+
+
+async def test_a_waiting_chat_is_offered_to_a_free_agent_who_accepts_it(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant)
+    agent_id = await make_agent(db, tenant, queue)
+    interaction_id = await arrive(db, tenant, queue)
+    assert (await get(db, tenant, interaction_id)).status is InteractionStatus.offered
+    offer = await pending_offer(db, tenant.id, interaction_id)
+    assert offer.agent_id == agent_id
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.accept_offer(session, as_agent(agent_id, tenant.id), offer.id)
+    interaction = await get(db, tenant, interaction_id)
+    assert (interaction.status, interaction.agent_id) == (InteractionStatus.assigned, agent_id)
+    assert await timeline(db, tenant, interaction_id) == [
+        "created",
+        "queued",
+        "offered",
+        "accepted",
+        "assigned",
+    ]
+
+
+async def test_a_rejected_offer_goes_to_the_next_agent_and_counts_against_the_first(
+    app, db: Database, clock: TestClock
+) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant)
+    first = await make_agent(db, tenant, queue)
+    clock.advance(5)
+    second = await make_agent(db, tenant, queue)
+    interaction_id = await arrive(db, tenant, queue)
+    offer = await pending_offer(db, tenant.id, interaction_id)
+    assert offer.agent_id == first, "longest idle first"
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.reject_offer(session, as_agent(first, tenant.id), offer.id)
+    await routing.settle()
+    assert (await pending_offer(db, tenant.id, interaction_id)).agent_id == second
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        assert (await session.get(Agent, first)).no_answer_count == 1  # type: ignore[union-attr]
+    events = await timeline(db, tenant, interaction_id)
+    assert events[-3:] == ["rejected", "requeued", "offered"]
+
+
+async def test_an_unanswered_offer_times_out_through_the_job_and_moves_on(
+    app, db: Database, clock: TestClock, settings: Settings
+) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, offer_timeout_seconds=20)
+    first = await make_agent(db, tenant, queue)
+    clock.advance(5)
+    second = await make_agent(db, tenant, queue)
+    interaction_id = await arrive(db, tenant, queue)
+    assert (await pending_offer(db, tenant.id, interaction_id)).agent_id == first
+    runner = JobRunner(db, build_registry(), settings)
+    clock.advance(19)
+    await runner.run_due()
+    assert (await pending_offer(db, tenant.id, interaction_id)).agent_id == first
+    clock.advance(2)
+    await runner.run_due()
+    await routing.settle()
+    statuses = [(o.agent_id, o.status) for o in await offers_of(db, tenant.id, interaction_id)]
+    assert statuses == [(first, OfferStatus.timed_out), (second, OfferStatus.pending)]
+
+
+async def test_accepting_a_timed_out_offer_is_refused(app, db: Database, clock: TestClock) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, offer_timeout_seconds=10)
+    agent_id = await make_agent(db, tenant, queue)
+    interaction_id = await arrive(db, tenant, queue)
+    offer = await pending_offer(db, tenant.id, interaction_id)
+    clock.advance(11)
+    with pytest.raises(Exception) as refused:
+        async with db.session(Scope.tenant(tenant.id)) as session:
+            await routing.accept_offer(session, as_agent(agent_id, tenant.id), offer.id)
+    assert getattr(refused.value, "error_code", None) == "offer_expired"
+
+
+async def test_auto_accept_queues_assign_directly(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, auto_accept=True)
+    agent_id = await make_agent(db, tenant, queue)
+    interaction = await get(db, tenant, await arrive(db, tenant, queue))
+    assert (interaction.status, interaction.agent_id) == (InteractionStatus.assigned, agent_id)
+
+
+async def test_a_voice_licence_agent_is_never_offered_a_chat(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant)
+    await make_agent(db, tenant, queue, licence=LicenceType.voice)
+    chat = await arrive(db, tenant, queue, channel=Channel.whatsapp)
+    call = await arrive(db, tenant, queue, channel=Channel.voice)
+    assert (await get(db, tenant, chat)).status is InteractionStatus.queued
+    assert (await get(db, tenant, call)).status is InteractionStatus.offered
+
+
+async def test_an_agent_on_break_gets_nothing_until_available_again(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant)
+    agent_id = await make_agent(db, tenant, queue, available=False)
+    interaction_id = await arrive(db, tenant, queue)
+    assert (await get(db, tenant, interaction_id)).status is InteractionStatus.queued
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.set_presence(
+            session, as_agent(agent_id, tenant.id), agent_id, Presence.available
+        )
+    await routing.settle()
+    assert (await get(db, tenant, interaction_id)).status is InteractionStatus.offered
+
+
+async def test_going_on_break_hands_pending_offers_back(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant)
+    agent_id = await make_agent(db, tenant, queue)
+    interaction_id = await arrive(db, tenant, queue)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.set_presence(
+            session, as_agent(agent_id, tenant.id), agent_id, Presence.offline
+        )
+    assert (await get(db, tenant, interaction_id)).status is InteractionStatus.queued
+    assert [o.status for o in await offers_of(db, tenant.id, interaction_id)] == [
+        OfferStatus.cancelled
+    ]
+
+
+async def test_capacity_limits_how_many_chats_an_agent_holds(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, auto_accept=True)
+    await make_agent(db, tenant, queue, chat_capacity=2)
+    ids = [await arrive(db, tenant, queue) for _ in range(5)]
+    statuses = [(await get(db, tenant, i)).status for i in ids]
+    assert statuses.count(InteractionStatus.assigned) == 2
+    assert statuses.count(InteractionStatus.queued) == 3
+
+
+async def test_closing_frees_capacity_for_the_next_waiting_chat(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, auto_accept=True, wrap_up_seconds=30)
+    agent_id = await make_agent(db, tenant, queue, chat_capacity=1)
+    first, second = await arrive(db, tenant, queue), await arrive(db, tenant, queue)
+    assert (await get(db, tenant, second)).status is InteractionStatus.queued
+    actor = as_agent(agent_id, tenant.id)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.wrap_up(session, actor, first)
+    await routing.settle()
+    assert (await get(db, tenant, second)).status is InteractionStatus.queued, "wrap-up holds"
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.close(session, actor, first)
+    await routing.settle()
+    assert (await get(db, tenant, second)).status is InteractionStatus.assigned
+
+
+async def test_wrap_up_ends_by_itself_at_the_queues_limit(
+    app, db: Database, clock: TestClock, settings: Settings
+) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, auto_accept=True, wrap_up_seconds=30)
+    agent_id = await make_agent(db, tenant, queue)
+    interaction_id = await arrive(db, tenant, queue)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.wrap_up(session, as_agent(agent_id, tenant.id), interaction_id)
+    clock.advance(31)
+    await JobRunner(db, build_registry(), settings).run_due()
+    interaction = await get(db, tenant, interaction_id)
+    assert interaction.status is InteractionStatus.closed
+    assert interaction.disposition_code is None
+
+
+async def test_a_queue_with_dispositions_requires_one_to_close(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, auto_accept=True)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        session.add(Disposition(queue_id=queue.id, code="sold", label="Sold"))
+    agent_id = await make_agent(db, tenant, queue)
+    interaction_id = await arrive(db, tenant, queue)
+    actor = as_agent(agent_id, tenant.id)
+    for code, expected in ((None, "disposition_required"), ("nope", "disposition_not_found")):
+        with pytest.raises(Exception) as refused:
+            async with db.session(Scope.tenant(tenant.id)) as session:
+                await routing.close(session, actor, interaction_id, code)
+        assert getattr(refused.value, "error_code", None) == expected
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.close(session, actor, interaction_id, "sold")
+    assert (await get(db, tenant, interaction_id)).disposition_code == "sold"
+
+
+async def test_transfer_to_a_queue_with_a_note(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    sales = await make_queue(db, tenant, auto_accept=True)
+    support = await make_queue(db, tenant)
+    agent_id = await make_agent(db, tenant, sales)
+    interaction_id = await arrive(db, tenant, sales)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.transfer(
+            session,
+            as_agent(agent_id, tenant.id),
+            interaction_id,
+            queue_id=support.id,
+            note="wants a refund",
+        )
+    interaction = await get(db, tenant, interaction_id)
+    assert (interaction.status, interaction.queue_id, interaction.agent_id) == (
+        InteractionStatus.queued,
+        support.id,
+        None,
+    )
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        notes = (
+            await session.scalars(
+                select(Message).where(
+                    Message.interaction_id == interaction_id,
+                    Message.direction == MessageDirection.internal,
+                )
+            )
+        ).all()
+    assert [n.body for n in notes] == ["wants a refund"]
+    assert "transferred" in await timeline(db, tenant, interaction_id)
+
+
+async def test_transfer_to_an_agent_offers_it_to_them(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, auto_accept=True)
+    first = await make_agent(db, tenant, queue)
+    voice_only = await make_agent(db, tenant, licence=LicenceType.voice)
+    colleague = await make_agent(db, tenant)
+    interaction_id = await arrive(db, tenant, queue)
+    actor = as_agent(first, tenant.id)
+    with pytest.raises(Exception) as refused:
+        async with db.session(Scope.tenant(tenant.id)) as session:
+            await routing.transfer(session, actor, interaction_id, agent_id=voice_only)
+    assert getattr(refused.value, "error_code", None) == "licence_mismatch"
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.transfer(session, actor, interaction_id, agent_id=colleague)
+    interaction = await get(db, tenant, interaction_id)
+    assert (interaction.status, interaction.agent_id) == (InteractionStatus.assigned, colleague)
+
+
+async def test_a_returning_contact_goes_to_their_last_agent(
+    app, db: Database, clock: TestClock
+) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, auto_accept=True, sticky_seconds=3600)
+    first = await make_agent(db, tenant, queue)
+    clock.advance(5)
+    second = await make_agent(db, tenant, queue)
+    earlier = await arrive(db, tenant, queue, who="ana")
+    assert (await get(db, tenant, earlier)).agent_id == first
+    clock.advance(10)  # first becomes idle later than second
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.close(session, as_agent(first, tenant.id), earlier)
+    clock.advance(60)
+    again = await arrive(db, tenant, queue, who="ana")
+    assert (await get(db, tenant, again)).agent_id == first
+    stranger = await arrive(db, tenant, queue, who="bob")
+    assert (await get(db, tenant, stranger)).agent_id == second
+
+
+async def test_max_wait_moves_a_waiting_interaction_to_the_overflow_queue(
+    app, db: Database, clock: TestClock, settings: Settings
+) -> None:
+    tenant = await make_tenant(db)
+    overflow = await make_queue(db, tenant, name="overflow")
+    queue = await make_queue(db, tenant, max_wait_seconds=120, overflow_queue_id=overflow.id)
+    interaction_id = await arrive(db, tenant, queue)
+    clock.advance(121)
+    await JobRunner(db, build_registry(), settings).run_due()
+    interaction = await get(db, tenant, interaction_id)
+    assert interaction.queue_id == overflow.id
+    assert "overflowed" in await timeline(db, tenant, interaction_id)
+
+
+async def test_a_customer_who_leaves_while_waiting_is_abandoned(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant)
+    interaction_id = await arrive(db, tenant, queue)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        assert await routing.abandon(session, interaction_id)
+    assert (await get(db, tenant, interaction_id)).status is InteractionStatus.abandoned
+
+
+async def test_ring_all_rings_every_free_agent_and_the_first_to_answer_wins(
+    app, db: Database
+) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, channels=["voice"], strategy=Strategy.ring_all)
+    agents = [await make_agent(db, tenant, queue) for _ in range(3)]
+    call = await arrive(db, tenant, queue, channel=Channel.voice)
+    offers = await offers_of(db, tenant.id, call)
+    assert sorted(o.agent_id for o in offers) == sorted(agents)
+    winner = offers[1]
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.accept_offer(session, as_agent(winner.agent_id, tenant.id), winner.id)
+    with pytest.raises(Exception) as late:
+        async with db.session(Scope.tenant(tenant.id)) as session:
+            await routing.accept_offer(
+                session, as_agent(offers[0].agent_id, tenant.id), offers[0].id
+            )
+    assert getattr(late.value, "error_code", None) == "offer_closed"
+    statuses = sorted(o.status.value for o in await offers_of(db, tenant.id, call))
+    assert statuses == ["accepted", "cancelled", "cancelled"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.postgres
+async def test_routing_workers_racing_on_postgresql_never_double_assign_or_overfill(
+    database_url: str, clock: TestClock
+) -> None:
+    setup = Database(database_url, clock=clock)
+    tenant = await make_tenant(setup)
+    queue = await make_queue(setup, tenant, auto_accept=True)
+    agents = [await make_agent(setup, tenant, queue, chat_capacity=2) for _ in range(6)]
+    ids = [await arrive(setup, tenant, queue) for _ in range(40)]
+    # Hand the waiting work out again from scratch, with four nodes racing.
+    async with setup.session(Scope.tenant(tenant.id)) as session:
+        from sqlalchemy import update
+
+        from atiende.conversations.models import Interaction
+
+        await session.execute(
+            update(Interaction)
+            .where(Interaction.id.in_(ids))
+            .values(status=InteractionStatus.queued, agent_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            update(Offer)
+            .values(status=OfferStatus.cancelled)
+            .execution_options(synchronize_session=False)
+        )
+    nodes = [Database(database_url, clock=clock) for _ in range(4)]
+    try:
+        await asyncio.gather(
+            *(routing.route_now(node, tenant.id) for node in nodes for _ in range(3))
+        )
+        async with setup.session(Scope.tenant(tenant.id)) as session:
+            from atiende.conversations.models import Interaction
+
+            rows = (
+                await session.execute(
+                    select(Interaction.agent_id, func.count())
+                    .where(Interaction.status == InteractionStatus.assigned)
+                    .group_by(Interaction.agent_id)
+                )
+            ).all()
+            accepted = await session.scalar(
+                select(func.count())
+                .select_from(Offer)
+                .where(Offer.status == OfferStatus.accepted, Offer.interaction_id.in_(ids))
+            )
+        per_agent = dict(rows)
+        assert set(per_agent) == set(agents)
+        assert all(count <= 2 for count in per_agent.values()), per_agent
+        assert sum(per_agent.values()) == 12
+        assert accepted >= 12  # the first hand-out plus this one; each interaction once here
+    finally:
+        for database in (setup, *nodes):
+            await database.dispose()
