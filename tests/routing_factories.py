@@ -89,3 +89,9 @@ async def get(db: Database, tenant: Tenant, interaction_id: uuid.UUID) -> Intera
 async def timeline(db: Database, tenant: Tenant, interaction_id: uuid.UUID) -> list[str]:
     async with db.session(Scope.tenant(tenant.id)) as session:
         return [e.type for e in await conversations.timeline(session, interaction_id)]
+
+
+async def counters_match_truth(db: Database, tenant: Tenant) -> bool:
+    """True when no agent's load counter needed a recount."""
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        return await routing.recount_loads(session) == 0

@@ -28,7 +28,14 @@ from atiende.routing.models import (
 )
 from atiende.tasks import build_registry
 from factories import make_tenant
-from routing_factories import arrive, get, make_agent, make_queue, timeline
+from routing_factories import (
+    arrive,
+    counters_match_truth,
+    get,
+    make_agent,
+    make_queue,
+    timeline,
+)
 
 
 def as_agent(agent_id: uuid.UUID, tenant_id: uuid.UUID, role: Role = Role.agent) -> Actor:
@@ -96,6 +103,7 @@ async def test_a_rejected_offer_goes_to_the_next_agent_and_counts_against_the_fi
         assert (await session.get(Agent, first)).no_answer_count == 1  # type: ignore[union-attr]
     events = await timeline(db, tenant, interaction_id)
     assert events[-3:] == ["rejected", "requeued", "offered"]
+    assert await counters_match_truth(db, tenant)
 
 
 async def test_an_unanswered_offer_times_out_through_the_job_and_moves_on(
@@ -117,6 +125,7 @@ async def test_an_unanswered_offer_times_out_through_the_job_and_moves_on(
     await routing.settle()
     statuses = [(o.agent_id, o.status) for o in await offers_of(db, tenant.id, interaction_id)]
     assert statuses == [(first, OfferStatus.timed_out), (second, OfferStatus.pending)]
+    assert await counters_match_truth(db, tenant)
 
 
 async def test_accepting_a_timed_out_offer_is_refused(app, db: Database, clock: TestClock) -> None:
@@ -177,6 +186,7 @@ async def test_going_on_break_hands_pending_offers_back(app, db: Database) -> No
     assert [o.status for o in await offers_of(db, tenant.id, interaction_id)] == [
         OfferStatus.cancelled
     ]
+    assert await counters_match_truth(db, tenant)
 
 
 async def test_capacity_limits_how_many_chats_an_agent_holds(app, db: Database) -> None:
@@ -204,6 +214,7 @@ async def test_closing_frees_capacity_for_the_next_waiting_chat(app, db: Databas
         await routing.close(session, actor, first)
     await routing.settle()
     assert (await get(db, tenant, second)).status is InteractionStatus.assigned
+    assert await counters_match_truth(db, tenant)
 
 
 async def test_wrap_up_ends_by_itself_at_the_queues_limit(
@@ -220,6 +231,7 @@ async def test_wrap_up_ends_by_itself_at_the_queues_limit(
     interaction = await get(db, tenant, interaction_id)
     assert interaction.status is InteractionStatus.closed
     assert interaction.disposition_code is None
+    assert await counters_match_truth(db, tenant)
 
 
 async def test_a_queue_with_dispositions_requires_one_to_close(app, db: Database) -> None:
@@ -271,6 +283,7 @@ async def test_transfer_to_a_queue_with_a_note(app, db: Database) -> None:
         ).all()
     assert [n.body for n in notes] == ["wants a refund"]
     assert "transferred" in await timeline(db, tenant, interaction_id)
+    assert await counters_match_truth(db, tenant)
 
 
 async def test_transfer_to_an_agent_offers_it_to_them(app, db: Database) -> None:
@@ -289,6 +302,7 @@ async def test_transfer_to_an_agent_offers_it_to_them(app, db: Database) -> None
         await routing.transfer(session, actor, interaction_id, agent_id=colleague)
     interaction = await get(db, tenant, interaction_id)
     assert (interaction.status, interaction.agent_id) == (InteractionStatus.assigned, colleague)
+    assert await counters_match_truth(db, tenant)
 
 
 async def test_a_returning_contact_goes_to_their_last_agent(
@@ -332,6 +346,7 @@ async def test_a_customer_who_leaves_while_waiting_is_abandoned(app, db: Databas
     async with db.session(Scope.tenant(tenant.id)) as session:
         assert await routing.abandon(session, interaction_id)
     assert (await get(db, tenant, interaction_id)).status is InteractionStatus.abandoned
+    assert await counters_match_truth(db, tenant)
 
 
 async def test_ring_all_rings_every_free_agent_and_the_first_to_answer_wins(
@@ -354,6 +369,7 @@ async def test_ring_all_rings_every_free_agent_and_the_first_to_answer_wins(
     assert getattr(late.value, "error_code", None) == "offer_closed"
     statuses = sorted(o.status.value for o in await offers_of(db, tenant.id, call))
     assert statuses == ["accepted", "cancelled", "cancelled"]
+    assert await counters_match_truth(db, tenant)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -383,6 +399,8 @@ async def test_routing_workers_racing_on_postgresql_never_double_assign_or_overf
             .values(status=OfferStatus.cancelled)
             .execution_options(synchronize_session=False)
         )
+    async with setup.session(Scope.tenant(tenant.id)) as session:
+        assert await routing.recount_loads(session) == len(agents)  # the counters see the reset
     nodes = [Database(database_url, clock=clock) for _ in range(4)]
     try:
         await asyncio.gather(
@@ -407,7 +425,9 @@ async def test_routing_workers_racing_on_postgresql_never_double_assign_or_overf
         assert set(per_agent) == set(agents)
         assert all(count <= 2 for count in per_agent.values()), per_agent
         assert sum(per_agent.values()) == 12
+        assert await counters_match_truth(setup, tenant)
         assert accepted >= 12  # the first hand-out plus this one; each interaction once here
+        assert await counters_match_truth(setup, tenant)
     finally:
         for database in (setup, *nodes):
             await database.dispose()

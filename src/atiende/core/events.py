@@ -8,11 +8,12 @@ resume from after a reconnect.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import JSON, BigInteger, Integer, String
+from sqlalchemy import JSON, BigInteger, Integer, String, Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -78,25 +79,60 @@ async def emit(
     event: DomainEvent,
     *,
     tenant_id: uuid.UUID | None = None,
-) -> EventRecord:
+) -> EventEnvelope:
     """Record ``event`` in this unit of work; it is published once the unit commits.
 
     The tenant defaults to the session's scope. The publisher is whatever the application put
     in ``session.info`` (the bus); without one the event is only logged.
     """
+    return (await emit_many(session, [event], tenant_id=tenant_id))[0]
+
+
+EVENT_LOG = cast(Table, EventRecord.__table__)
+
+
+async def emit_many(
+    session: AsyncSession,
+    events: Sequence[DomainEvent],
+    *,
+    tenant_id: uuid.UUID | None = None,
+) -> list[EventEnvelope]:
+    """``emit`` for a batch: one INSERT … RETURNING, published in order after the commit."""
+    if not events:
+        return []
     scope = session_scope(session)
     if tenant_id is None and scope is not None:
         tenant_id = scope.tenant_id
-    record = EventRecord(
-        tenant_id=tenant_id,
-        type=event.event_type,
-        occurred_at=now(session),
-        data=event.model_dump(mode="json"),
+    instant = now(session)
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "type": event.event_type,
+            "occurred_at": instant,
+            "data": event.model_dump(mode="json"),
+        }
+        for event in events
+    ]
+    await session.flush()  # keep the log in the order of the unit of work's other writes
+    result = await session.execute(
+        insert(EVENT_LOG).returning(EVENT_LOG.c.id, sort_by_parameter_order=True), rows
     )
-    session.add(record)
-    await session.flush()
+    envelopes = [
+        EventEnvelope(
+            id=new_id,
+            type=row["type"],
+            tenant_id=tenant_id,
+            occurred_at=instant,
+            data=row["data"],
+        )
+        for row, new_id in zip(rows, result.scalars().all(), strict=True)
+    ]
     publisher = session.info.get(PUBLISHER_KEY)
     if publisher is not None:
-        envelope = record.envelope()
-        after_commit(session, lambda: publisher.publish(envelope))
-    return record
+
+        async def publish_all() -> None:
+            for envelope in envelopes:
+                await publisher.publish(envelope)
+
+        after_commit(session, publish_all)
+    return envelopes

@@ -168,6 +168,11 @@ class Agent(TenantScoped, Base):
     last_offer_at: Mapped[datetime | None]
     no_answer_count: Mapped[int] = mapped_column(default=0)
     max_no_answer: Mapped[int] = mapped_column(default=3)
+    # Work held right now per capacity pool (offered, assigned or in wrap-up). Kept by the
+    # routing service in the same transactions that move work, and recounted from the
+    # interactions by the sweep; routing reads it to find agents with room without scanning.
+    voice_load: Mapped[int] = mapped_column(default=0, server_default="0")
+    chat_load: Mapped[int] = mapped_column(default=0, server_default="0")
     extension: Mapped[str | None] = mapped_column(String(32))
 
 

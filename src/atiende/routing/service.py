@@ -21,13 +21,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.conversations import service as conversations
+from atiende.conversations.events import InteractionChanged
 from atiende.conversations.models import (
     Channel,
     Interaction,
@@ -45,7 +46,7 @@ from atiende.core.db import (
     require_tenant,
 )
 from atiende.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from atiende.core.events import emit
+from atiende.core.events import emit, emit_many
 from atiende.identity.actor import Actor
 from atiende.identity.models import Role
 from atiende.jobs import service as jobs
@@ -185,7 +186,7 @@ async def _change_presence(
     agent.presence_since = instant
     if presence is Presence.available:
         agent.no_answer_count = 0
-        if not any((await _loads(session, [agent.user_id])).get(agent.user_id, {}).values()):
+        if not any((await _held(session, agent.user_id)).values()):
             agent.idle_since = instant
         request_routing(session)
     else:
@@ -399,14 +400,24 @@ async def _loads(
 
 
 async def snapshot(session: AsyncSession) -> Snapshot:
+    """What a routing round decides on. Agents first: only queues where some available member
+    has free capacity matter, and of their waiting interactions only as many as could be
+    placed (the oldest, plus every prioritised one), so a long backlog that nobody can take
+    costs nothing per round."""
     instant = now(session)
     queue_rows = {q.id: q for q in (await session.scalars(select(Queue))).all()}
     calendars = await _calendars(session, list(queue_rows.values()))
+    agents = await _available_agents(session)
     members: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    for queue_id, agent_id in (
-        await session.execute(select(QueueMember.queue_id, QueueMember.agent_id))
-    ).all():
-        members[queue_id].add(agent_id)
+    for chunk in _chunks([a.agent_id for a in agents]):
+        for queue_id, agent_id in (
+            await session.execute(
+                select(QueueMember.queue_id, QueueMember.agent_id).where(
+                    QueueMember.agent_id.in_(chunk)
+                )
+            )
+        ).all():
+            members[queue_id].add(agent_id)
     queues = {
         q.id: strategies.QueueRules(
             queue_id=q.id,
@@ -419,26 +430,53 @@ async def snapshot(session: AsyncSession) -> Snapshot:
         )
         for q in queue_rows.values()
     }
-    rows = (
-        await session.execute(
-            select(
-                Interaction.id,
-                Interaction.queue_id,
-                Interaction.channel,
-                Interaction.enqueued_at,
-                Interaction.priority,
-                Interaction.contact_id,
-            ).where(
-                Interaction.status == InteractionStatus.queued, Interaction.queue_id.is_not(None)
-            )
+    by_id = {a.agent_id: a for a in agents}
+    # Room per queue and capacity pool: how many interactions of that pool could be placed.
+    room = {
+        (queue_id, pool): sum(max(0, by_id[m].free(pool)) for m in rules.members if m in by_id)
+        for queue_id, rules in queues.items()
+        if rules.is_open
+        for pool in (strategies.VOICE, strategies.CHAT)
+    }
+    rows: list[Any] = []
+    columns = (
+        Interaction.id,
+        Interaction.queue_id,
+        Interaction.channel,
+        Interaction.enqueued_at,
+        Interaction.priority,
+        Interaction.contact_id,
+    )
+    for (queue_id, pool), slots in room.items():
+        if slots <= 0:
+            continue
+        in_pool = (
+            Interaction.channel == Channel.voice
+            if pool == strategies.VOICE
+            else Interaction.channel != Channel.voice
         )
-    ).all()
+        waiting_here = (
+            (Interaction.status == InteractionStatus.queued)
+            & (Interaction.queue_id == queue_id)
+            & in_pool
+        )
+        oldest = await session.execute(
+            select(*columns).where(waiting_here).order_by(Interaction.enqueued_at).limit(slots + 50)
+        )
+        prioritised = await session.execute(
+            select(*columns).where(waiting_here, Interaction.priority != 0)
+        )
+        seen: set[uuid.UUID] = set()
+        for row in [*oldest.all(), *prioritised.all()]:
+            if row.id not in seen:
+                seen.add(row.id)
+                rows.append(row)
     interaction_ids = [row.id for row in rows]
     excluded: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    if interaction_ids:
+    for chunk in _chunks(interaction_ids):
         recent = await session.execute(
             select(Offer.interaction_id, Offer.agent_id).where(
-                Offer.interaction_id.in_(interaction_ids),
+                Offer.interaction_id.in_(chunk),
                 Offer.status.in_([OfferStatus.rejected, OfferStatus.timed_out]),
                 Offer.responded_at >= instant - REJECT_DELAY,
             )
@@ -458,36 +496,103 @@ async def snapshot(session: AsyncSession) -> Snapshot:
         )
         for row in rows
     ]
+    return Snapshot(waiting=waiting, queues=queues, agents=agents, queue_rows=queue_rows)
+
+
+CHUNK = 2000
+# Bulk statements address the tables directly (by ids the scoped snapshot produced).
+INTERACTIONS = cast(Table, Interaction.__table__)
+AGENTS = cast(Table, Agent.__table__)
+OFFERS = cast(Table, Offer.__table__)
+TIMELINE = cast(Table, InteractionEvent.__table__)
+
+
+def _chunks(ids: Sequence[uuid.UUID], size: int = CHUNK) -> list[Sequence[uuid.UUID]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+async def _available_agents(session: AsyncSession) -> list[strategies.AgentView]:
+    """Available agents with room in at least one pool, read from the load counters."""
     agent_rows = (
-        await session.scalars(select(Agent).where(Agent.presence == Presence.available))
+        await session.scalars(
+            select(Agent)
+            .where(
+                Agent.presence == Presence.available,
+                (Agent.voice_load < Agent.voice_capacity) | (Agent.chat_load < Agent.chat_capacity),
+            )
+            .execution_options(populate_existing=True)
+        )
     ).all()
-    agent_ids = [a.user_id for a in agent_rows]
     skills: dict[uuid.UUID, dict[uuid.UUID, int]] = defaultdict(dict)
-    loads: dict[uuid.UUID, dict[str, int]] = {}
-    if agent_ids:
+    for chunk in _chunks([a.user_id for a in agent_rows]):
         for agent_id, skill_id, level in (
             await session.execute(
                 select(AgentSkill.agent_id, AgentSkill.skill_id, AgentSkill.level).where(
-                    AgentSkill.agent_id.in_(agent_ids)
+                    AgentSkill.agent_id.in_(chunk)
                 )
             )
         ).all():
             skills[agent_id][skill_id] = level
-        loads = await _loads(session, agent_ids)
-    agents = [
+    return [
         strategies.AgentView(
             agent_id=a.user_id,
             licence=a.licence.value,
             available=True,
             skills=skills.get(a.user_id, {}),
             capacity={strategies.VOICE: a.voice_capacity, strategies.CHAT: a.chat_capacity},
-            load=dict(loads.get(a.user_id, {})),
+            load={strategies.VOICE: a.voice_load, strategies.CHAT: a.chat_load},
             idle_since=a.idle_since,
             last_offer_at=a.last_offer_at,
         )
         for a in agent_rows
     ]
-    return Snapshot(waiting=waiting, queues=queues, agents=agents, queue_rows=queue_rows)
+
+
+async def _held(session: AsyncSession, agent_id: uuid.UUID) -> dict[str, int]:
+    """An agent's load counters, read fresh (bulk statements bypass loaded objects)."""
+    row = (
+        await session.execute(
+            select(Agent.voice_load, Agent.chat_load).where(Agent.user_id == agent_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return {}
+    return {strategies.VOICE: row[0], strategies.CHAT: row[1]}
+
+
+async def _bump(session: AsyncSession, changes: dict[tuple[uuid.UUID, str], int]) -> None:
+    """Move load counters: ``{(agent id, pool): delta}``, in one statement per pool."""
+    for pool, column in ((strategies.VOICE, "voice_load"), (strategies.CHAT, "chat_load")):
+        params = [
+            {"b_agent": agent_id, "b_delta": delta}
+            for (agent_id, kind), delta in changes.items()
+            if kind == pool and delta
+        ]
+        if params:
+            await session.execute(
+                update(AGENTS)
+                .where(AGENTS.c.user_id == bindparam("b_agent"))
+                .values({column: AGENTS.c[column] + bindparam("b_delta")}),
+                params,
+            )
+
+
+async def recount_loads(session: AsyncSession) -> int:
+    """Set every agent's counters from the interactions and offers (the sweep's self-check);
+    returns how many agents were off."""
+    await advisory_lock(session, _lock_key(require_tenant(session)))
+    truth = await _loads(session)
+    fixed = 0
+    for agent in (
+        await session.scalars(select(Agent).execution_options(populate_existing=True))
+    ).all():
+        actual = truth.get(agent.user_id, {})
+        voice, chat = actual.get(strategies.VOICE, 0), actual.get(strategies.CHAT, 0)
+        if (agent.voice_load, agent.chat_load) != (voice, chat):
+            log.warning("agent %s load counters were off; recounted", agent.user_id)
+            agent.voice_load, agent.chat_load = voice, chat
+            fixed += 1
+    return fixed
 
 
 async def _sticky_agents(
@@ -521,7 +626,7 @@ async def _sticky_agents(
     return result
 
 
-async def route(session: AsyncSession) -> list[Offer]:
+async def route(session: AsyncSession) -> list[OfferMade]:
     """One routing round for the session's tenant: snapshot, decide, apply."""
     tenant_id = require_tenant(session)
     await advisory_lock(session, _lock_key(tenant_id))
@@ -530,85 +635,206 @@ async def route(session: AsyncSession) -> list[Offer]:
         return []
     instant = now(session)
     decisions = strategies.decide(snap.waiting, snap.queues, snap.agents, instant)
-    made: list[Offer] = []
-    for decision in decisions:
-        made.extend(await _apply(session, decision, snap.queue_rows, instant))
-    return made
+    by_id = {item.interaction_id: item for item in snap.waiting}
+    return await _apply(session, decisions, by_id, snap.queue_rows, instant)
 
 
 async def _apply(
     session: AsyncSession,
-    decision: strategies.Decision,
+    decisions: Sequence[strategies.Decision],
+    waiting: dict[uuid.UUID, strategies.Waiting],
     queue_rows: dict[uuid.UUID, Queue],
     instant: datetime,
-) -> list[Offer]:
-    moved = await session.execute(
-        update(Interaction)
-        .where(
-            Interaction.id == decision.interaction_id,
-            Interaction.status == InteractionStatus.queued,
+) -> list[OfferMade]:
+    """Write a round's decisions in bulk: a handful of statements, however many there are.
+
+    Runs under the tenant's routing lock, so the interactions are still queued as the
+    snapshot saw them; the guarded UPDATE double-checks it and aborts the round otherwise.
+    """
+    if not decisions:
+        return []
+    tenant_id = require_tenant(session)
+    table = INTERACTIONS
+    ids = [d.interaction_id for d in decisions]
+    moved = 0
+    for chunk in _chunks(ids):
+        result = await session.execute(
+            update(table)
+            .where(
+                table.c.tenant_id == tenant_id,
+                table.c.id.in_(chunk),
+                table.c.status == InteractionStatus.queued.value,
+            )
+            .values(status=InteractionStatus.offered.value)
         )
-        .values(status=InteractionStatus.offered)
-        .execution_options(synchronize_session="fetch")
-    )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
-        return []  # it left the queue since the snapshot (abandoned, transferred)
-    interaction = await conversations.get_interaction(session, decision.interaction_id)
-    queue = queue_rows.get(interaction.queue_id) if interaction.queue_id else None
-    auto_accept = bool(queue and queue.auto_accept and len(decision.agent_ids) == 1)
-    timeout = timedelta(seconds=queue.offer_timeout_seconds if queue else 30)
-    offers = []
-    for agent_id in decision.agent_ids:
-        offer = Offer(
-            interaction_id=interaction.id,
-            agent_id=agent_id,
-            status=OfferStatus.accepted if auto_accept else OfferStatus.pending,
-            created_at=instant,
-            expires_at=instant + timeout,
-            responded_at=instant if auto_accept else None,
+        moved += result.rowcount or 0  # type: ignore[attr-defined]
+    if moved != len(ids):
+        raise RuntimeError("interactions left the queue during a locked routing round")
+    offers: list[OfferMade] = []
+    timeline: list[dict[str, Any]] = []
+    assigned: list[dict[str, Any]] = []
+    events: list[Any] = []
+    timeouts: dict[datetime, list[uuid.UUID]] = defaultdict(list)
+    for decision in decisions:
+        item = waiting[decision.interaction_id]
+        queue = queue_rows.get(item.queue_id)
+        auto_accept = bool(queue and queue.auto_accept and len(decision.agent_ids) == 1)
+        expires = instant + timedelta(seconds=queue.offer_timeout_seconds if queue else 30)
+        made = [
+            OfferMade(
+                id=uuid.uuid4(),
+                interaction_id=item.interaction_id,
+                agent_id=agent_id,
+                status=OfferStatus.accepted if auto_accept else OfferStatus.pending,
+                created_at=instant,
+                expires_at=expires,
+                responded_at=instant if auto_accept else None,
+            )
+            for agent_id in decision.agent_ids
+        ]
+        offers.extend(made)
+        single = decision.agent_ids[0] if len(decision.agent_ids) == 1 else None
+        timeline.append(
+            _event(
+                tenant_id,
+                item,
+                "offered",
+                single,
+                instant,
+                agent_ids=[str(a) for a in decision.agent_ids],
+                offer_ids=[str(o.id) for o in made],
+            )
         )
-        session.add(offer)
-        offers.append(offer)
+        if auto_accept:
+            assigned.append({"b_id": item.interaction_id, "b_agent": single})
+            timeline.append(_event(tenant_id, item, "assigned", single, instant))
+            events.append(_changed(item, InteractionStatus.assigned, single, "assigned"))
+            continue
+        events.append(_changed(item, InteractionStatus.offered, None, "offered"))
+        for offer in made:
+            timeouts[expires].append(offer.id)
+            events.append(
+                OfferCreated(
+                    offer_id=offer.id,
+                    interaction_id=item.interaction_id,
+                    agent_id=offer.agent_id,
+                    channel=item.channel,
+                    queue_id=item.queue_id,
+                    expires_at=expires.isoformat(),
+                )
+            )
+    # Core bulk inserts: thousands of rows per round at a fraction of an ORM flush's cost.
     await session.execute(
-        update(Agent)
-        .where(Agent.user_id.in_(decision.agent_ids))
-        .values(last_offer_at=instant)
-        .execution_options(synchronize_session="fetch")
+        insert(OFFERS),
+        [
+            {
+                "id": o.id,
+                "tenant_id": tenant_id,
+                "interaction_id": o.interaction_id,
+                "agent_id": o.agent_id,
+                "status": o.status.value,
+                "created_at": o.created_at,
+                "expires_at": o.expires_at,
+                "responded_at": o.responded_at,
+            }
+            for o in offers
+        ],
     )
-    await session.flush()
-    await conversations.record(
-        session,
-        interaction,
-        "offered",
-        agent_id=decision.agent_ids[0] if len(decision.agent_ids) == 1 else None,
-        agent_ids=[str(a) for a in decision.agent_ids],
-        offer_ids=[str(o.id) for o in offers],
+    await session.execute(
+        insert(TIMELINE),
+        timeline,
     )
-    if auto_accept:
-        await _assign(session, interaction, decision.agent_ids[0], actor_id=None)
-        return offers
-    await conversations.changed(session, interaction, "offered")
-    for offer in offers:
-        await emit(
-            session,
-            OfferCreated(
-                offer_id=offer.id,
-                interaction_id=interaction.id,
-                agent_id=offer.agent_id,
-                channel=interaction.channel.value,
-                queue_id=interaction.queue_id,
-                expires_at=offer.expires_at.isoformat(),
+    if assigned:
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                status=InteractionStatus.assigned.value,
+                agent_id=bindparam("b_agent"),
+                assigned_at=instant,
             ),
+            assigned,
         )
-    await jobs.schedule(
-        session,
-        OFFER_TIMEOUT_JOB,
-        {"offer_ids": [str(o.id) for o in offers]},
-        run_at=instant + timeout,
-        tenant_id=interaction.tenant_id,
-        dedupe_key=f"offer-timeout:{offers[0].id}",
-    )
+    deltas: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
+    for decision in decisions:
+        pool = strategies.channel_class(waiting[decision.interaction_id].channel)
+        for agent_id in decision.agent_ids:
+            deltas[(agent_id, pool)] += 1
+    await _bump(session, deltas)
+    chosen = sorted({agent_id for d in decisions for agent_id in d.agent_ids})
+    for chunk in _chunks(chosen):
+        await session.execute(
+            update(AGENTS).where(AGENTS.c.user_id.in_(chunk)).values(last_offer_at=instant)
+        )
+    await session.flush()
+    await emit_many(session, events, tenant_id=tenant_id)
+    for expires, offer_ids in timeouts.items():
+        await jobs.schedule(
+            session,
+            OFFER_TIMEOUT_JOB,
+            {"offer_ids": [str(i) for i in offer_ids]},
+            run_at=expires,
+            tenant_id=tenant_id,
+            dedupe_key=f"offer-timeout:{offer_ids[0]}",
+        )
     return offers
+
+
+@dataclass(frozen=True, slots=True)
+class OfferMade:
+    """An offer a routing round wrote (rows go in with one bulk INSERT)."""
+
+    id: uuid.UUID
+    interaction_id: uuid.UUID
+    agent_id: uuid.UUID
+    status: OfferStatus
+    created_at: datetime
+    expires_at: datetime
+    responded_at: datetime | None
+
+
+def _event(
+    tenant_id: uuid.UUID,
+    item: strategies.Waiting,
+    kind: str,
+    agent_id: uuid.UUID | None,
+    instant: datetime,
+    **data: Any,
+) -> dict[str, Any]:
+    """A timeline row for the bulk insert."""
+    return {
+        "tenant_id": tenant_id,
+        "interaction_id": item.interaction_id,
+        "type": kind,
+        "queue_id": item.queue_id,
+        "agent_id": agent_id,
+        "actor_id": None,
+        "data": data,
+        "occurred_at": instant,
+    }
+
+
+def _changed(
+    item: strategies.Waiting, status: InteractionStatus, agent_id: uuid.UUID | None, change: str
+) -> InteractionChanged:
+    return InteractionChanged(
+        interaction_id=item.interaction_id,
+        status=status.value,
+        channel=item.channel,
+        queue_id=item.queue_id,
+        agent_id=agent_id,
+        change=change,
+    )
+
+
+def _waiting_of(interaction: Interaction) -> strategies.Waiting:
+    return strategies.Waiting(
+        interaction_id=interaction.id,
+        queue_id=interaction.queue_id,  # type: ignore[arg-type]
+        channel=interaction.channel.value,
+        enqueued_at=interaction.enqueued_at or interaction.created_at,
+        priority=interaction.priority,
+    )
 
 
 async def _assign(
@@ -656,6 +882,10 @@ async def _close_offer(session: AsyncSession, offer: Offer, status: OfferStatus)
         ),
     )
     interaction = await conversations.get_interaction(session, offer.interaction_id)
+    if status is not OfferStatus.accepted:
+        await _bump(
+            session, {(offer.agent_id, strategies.channel_class(interaction.channel.value)): -1}
+        )
     if status in (OfferStatus.rejected, OfferStatus.timed_out):
         await conversations.record(
             session, interaction, status.value, agent_id=offer.agent_id, offer_id=str(offer.id)
@@ -822,6 +1052,9 @@ async def transfer(
             body=note,
         )
     previous_agent = interaction.agent_id
+    if previous_agent is not None and interaction.status is InteractionStatus.assigned:
+        pool = strategies.channel_class(interaction.channel.value)
+        await _bump(session, {(previous_agent, pool): -1})
     if queue_id is not None:
         await conversations.record(
             session,
@@ -844,7 +1077,7 @@ async def transfer(
         if target.presence is not Presence.available:
             raise Conflict("That agent is not available.", code="agent_unavailable")
         pool = strategies.channel_class(interaction.channel.value)
-        load = (await _loads(session, [agent_id])).get(agent_id, {}).get(pool, 0)
+        load = (await _held(session, agent_id)).get(pool, 0)
         capacity = target.voice_capacity if pool == strategies.VOICE else target.chat_capacity
         if load >= capacity:
             raise Conflict("That agent has no free capacity.", code="agent_at_capacity")
@@ -862,10 +1095,12 @@ async def transfer(
         queue = await session.get(Queue, interaction.queue_id) if interaction.queue_id else None
         await _apply(
             session,
-            strategies.Decision(interaction.id, (agent_id,)),
+            [strategies.Decision(interaction.id, (agent_id,))],
+            {interaction.id: _waiting_of(interaction)},
             {queue.id: queue} if queue else {},
             now(session),
         )
+        await session.refresh(interaction)
     if previous_agent is not None:
         await _maybe_idle(session, previous_agent)
     return interaction
@@ -937,6 +1172,9 @@ async def _finish(
     *,
     actor_id: uuid.UUID | None,
 ) -> None:
+    if interaction.agent_id is not None:
+        pool = strategies.channel_class(interaction.channel.value)
+        await _bump(session, {(interaction.agent_id, pool): -1})
     interaction.status = InteractionStatus.closed
     interaction.closed_at = now(session)
     interaction.disposition_code = disposition_code
@@ -990,7 +1228,7 @@ async def overflow_if_waiting(
 async def _maybe_idle(session: AsyncSession, agent_id: uuid.UUID) -> None:
     """An agent with nothing left to hold starts a new idle period (longest-idle order)."""
     await session.flush()
-    if not any((await _loads(session, [agent_id])).get(agent_id, {}).values()):
+    if not any((await _held(session, agent_id)).values()):
         agent = await session.get(Agent, agent_id)
         if agent is not None:
             agent.idle_since = now(session)
@@ -1033,7 +1271,7 @@ async def _rounds(database: Database, tenant_id: uuid.UUID, key: tuple[int, uuid
         _running.pop(key, None)
 
 
-async def route_now(database: Database, tenant_id: uuid.UUID) -> list[Offer]:
+async def route_now(database: Database, tenant_id: uuid.UUID) -> list[OfferMade]:
     async with database.session(Scope.tenant(tenant_id)) as session:
         return await route(session)
 
@@ -1186,10 +1424,9 @@ async def agent_board(session: AsyncSession) -> list[AgentBoardRow]:
             .order_by(User.name)
         )
     ).all()
-    loads = await _loads(session, [agent.user_id for agent, _, _ in rows])
     board = []
     for agent, name, reason in rows:
-        load = dict(loads.get(agent.user_id, {}))
+        load = {strategies.VOICE: agent.voice_load, strategies.CHAT: agent.chat_load}
         board.append(
             AgentBoardRow(
                 agent_id=agent.user_id,

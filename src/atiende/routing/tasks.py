@@ -33,6 +33,7 @@ async def sweep(session: AsyncSession, payload: dict[str, Any], ctx: JobContext)
     for tenant_id in await service.tenants_waiting(session):
         session.info[SCOPE_KEY] = Scope.tenant(tenant_id)
         try:
+            await service.recount_loads(session)
             await service.route(session)
         finally:
             session.info[SCOPE_KEY] = Scope.system()

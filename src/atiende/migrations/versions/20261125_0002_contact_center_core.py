@@ -145,6 +145,8 @@ def upgrade() -> None:
         sa.Column("last_offer_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("no_answer_count", sa.Integer(), nullable=False),
         sa.Column("max_no_answer", sa.Integer(), nullable=False),
+        sa.Column("voice_load", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("chat_load", sa.Integer(), server_default="0", nullable=False),
         sa.Column("extension", sa.String(length=32), nullable=True),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -167,6 +169,29 @@ def upgrade() -> None:
     with op.batch_alter_table("agents", schema=None) as batch_op:
         batch_op.create_index("ix_agents_presence", ["tenant_id", "presence"], unique=False)
         batch_op.create_index(batch_op.f("ix_agents_tenant_id"), ["tenant_id"], unique=False)
+
+    op.create_table(
+        "attachments",
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("content_type", sa.String(length=100), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("storage_key", sa.String(length=200), nullable=False),
+        sa.Column("uploader_kind", sa.String(length=20), nullable=False),
+        sa.Column("uploader_id", sa.Uuid(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_attachments_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_attachments")),
+    )
+    with op.batch_alter_table("attachments", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_attachments_tenant_id"), ["tenant_id"], unique=False)
 
     op.create_table(
         "canned_responses",
@@ -844,6 +869,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_canned_responses_tenant_id"))
 
     op.drop_table("canned_responses")
+    with op.batch_alter_table("attachments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_attachments_tenant_id"))
+
+    op.drop_table("attachments")
     with op.batch_alter_table("agents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_agents_tenant_id"))
         batch_op.drop_index("ix_agents_presence")
