@@ -431,3 +431,34 @@ async def test_routing_workers_racing_on_postgresql_never_double_assign_or_overf
     finally:
         for database in (setup, *nodes):
             await database.dispose()
+
+
+async def test_max_no_answer_puts_the_agent_on_the_no_answer_break(
+    app, db: Database, clock: TestClock, settings: Settings
+) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, offer_timeout_seconds=10)
+    agent_id = await make_agent(db, tenant, queue)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        (await session.get(Agent, agent_id)).max_no_answer = 2  # type: ignore[union-attr]
+    runner = JobRunner(db, build_registry(), settings)
+    interaction_id = await arrive(db, tenant, queue)
+    clock.advance(11)  # past the offer time-out: no answer no. 1
+    await runner.run_due()
+    await routing.settle()
+    clock.advance(61)  # past the reject delay: offered to the same agent again
+    await routing.route_now(db, tenant.id)
+    clock.advance(11)  # no answer no. 2: the limit
+    await runner.run_due()
+    await routing.settle()
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        agent = await session.get(Agent, agent_id)
+        from atiende.routing.models import BreakReason
+
+        reason = await session.get(BreakReason, agent.break_reason_id)  # type: ignore[union-attr,arg-type]
+    assert agent is not None
+    assert agent.presence is Presence.on_break
+    assert reason is not None
+    assert reason.is_no_answer
+    assert (await get(db, tenant, interaction_id)).status is InteractionStatus.queued
+    assert await counters_match_truth(db, tenant)
