@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+
+# Before anything imports atiende: cheap password hashing for the whole suite.
+os.environ.setdefault("ATIENDE_PASSWORD_HASHING", "cheapest")
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
