@@ -1,5 +1,6 @@
 """Every table, imported in one place so migrations and tests see the whole schema."""
 
+from atiende.attachments.models import Attachment
 from atiende.audit.models import AuditEntry
 from atiende.contacts.models import Contact, ContactIdentity
 from atiende.conversations.models import Interaction, InteractionEvent, Message
@@ -29,6 +30,7 @@ __all__ = [
     "AgentSkill",
     "AgentStatusLog",
     "ApiToken",
+    "Attachment",
     "AuditEntry",
     "Base",
     "BreakReason",

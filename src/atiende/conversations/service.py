@@ -411,6 +411,16 @@ async def messages_of(
     return await list_messages(session, interaction_id, include_internal=True)
 
 
+async def message_of(
+    session: AsyncSession, actor: Actor, interaction_id: uuid.UUID, message_id: uuid.UUID
+) -> Message:
+    await visible_interaction(session, actor, interaction_id)
+    message = await session.get(Message, message_id)
+    if message is None or message.interaction_id != interaction_id:
+        raise NotFound("message")
+    return message
+
+
 async def timeline_of(
     session: AsyncSession, actor: Actor, interaction_id: uuid.UUID
 ) -> Sequence[InteractionEvent]:

@@ -1,0 +1,1 @@
+"""Uploaded files: metadata rows in ``attachments``, bytes in an ``AttachmentStore``."""
