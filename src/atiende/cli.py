@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atiende import demo as demo_tenant
 from atiende.core import migrate
 from atiende.core.config import Settings
 from atiende.core.db import Database, Scope
@@ -40,7 +41,6 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 
 T = TypeVar("T")
-DEMO_SLUG = "demo"
 DEMO_LOGINS_FILE = "demo-logins.json"
 
 
@@ -246,47 +246,21 @@ def user_set_password(
         typer.echo(f"password: {chosen}")
 
 
-DEMO_USERS = (
-    ("admin@demo.example.com", "Ana Admin", Role.admin),
-    ("supervisor@demo.example.com", "Sergio Supervisor", Role.supervisor),
-    ("agent1@demo.example.com", "Alicia Agente", Role.agent),
-    ("agent2@demo.example.com", "Andrés Agente", Role.agent),
-)
-
-
 @app.command()
 def demo() -> None:
-    """Create the demo tenant with an admin, a supervisor and two agents (once), and print
-    their logins. Passwords are generated on first run and kept in the data dir."""
+    """Create the demo tenant (an admin, a supervisor, two agents, queues and a webchat
+    widget) once, and print the logins and where to try it. Passwords are generated on the
+    first run and kept in the data dir."""
     settings = _settings()
     logins_path = settings.data_dir / DEMO_LOGINS_FILE
-
-    async def work(session: AsyncSession) -> list[dict[str, str]] | None:
-        if await tenancy.get_tenant_by_slug(session, DEMO_SLUG) is not None:
-            return None
-        tenant = await tenancy.create_tenant(
-            session,
-            Actor.system(),
-            TenantCreate(slug=DEMO_SLUG, name="Demo", time_zone="America/Mexico_City", locale="es"),
-        )
-        logins = []
-        for email, name, role in DEMO_USERS:
-            password = secrets.token_urlsafe(9)
-            await identity.create_user(
-                session,
-                Actor.system(),
-                UserCreate(
-                    email=email, name=name, role=role, password=password, tenant_id=tenant.id
-                ),
-            )
-            logins.append({"email": email, "role": role.value, "password": password})
-        return logins
-
-    created = _with_db(settings, work)
-    if created is not None:
-        logins_path.write_text(json.dumps(created, indent=2))
+    result = _with_db(settings, demo_tenant.seed)
+    if result.logins is not None:
+        logins_path.write_text(json.dumps(result.logins, indent=2))
         logins_path.chmod(0o600)
     _print_demo_logins(logins_path)
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"Agent desktop: {base}/desktop   Wallboard: {base}/wallboard")
+    typer.echo(f"Demo shop with the chat widget: {base}/demo-site")
 
 
 def _print_demo_logins(path: Path) -> None:
