@@ -13,6 +13,7 @@ from atiende.conversations.models import Channel, InteractionStatus, Message, Me
 from atiende.core.clock import TestClock
 from atiende.core.config import Settings
 from atiende.core.db import Database, Scope
+from atiende.core.errors import AtiendeError
 from atiende.identity.actor import Actor
 from atiende.identity.models import Role
 from atiende.jobs.service import JobRunner
@@ -135,7 +136,7 @@ async def test_accepting_a_timed_out_offer_is_refused(app, db: Database, clock: 
     interaction_id = await arrive(db, tenant, queue)
     offer = await pending_offer(db, tenant.id, interaction_id)
     clock.advance(11)
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(AtiendeError) as refused:
         async with db.session(Scope.tenant(tenant.id)) as session:
             await routing.accept_offer(session, as_agent(agent_id, tenant.id), offer.id)
     assert getattr(refused.value, "error_code", None) == "offer_expired"
@@ -243,7 +244,7 @@ async def test_a_queue_with_dispositions_requires_one_to_close(app, db: Database
     interaction_id = await arrive(db, tenant, queue)
     actor = as_agent(agent_id, tenant.id)
     for code, expected in ((None, "disposition_required"), ("nope", "disposition_not_found")):
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(AtiendeError) as refused:
             async with db.session(Scope.tenant(tenant.id)) as session:
                 await routing.close(session, actor, interaction_id, code)
         assert getattr(refused.value, "error_code", None) == expected
@@ -294,7 +295,7 @@ async def test_transfer_to_an_agent_offers_it_to_them(app, db: Database) -> None
     colleague = await make_agent(db, tenant)
     interaction_id = await arrive(db, tenant, queue)
     actor = as_agent(first, tenant.id)
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(AtiendeError) as refused:
         async with db.session(Scope.tenant(tenant.id)) as session:
             await routing.transfer(session, actor, interaction_id, agent_id=voice_only)
     assert getattr(refused.value, "error_code", None) == "licence_mismatch"
@@ -361,7 +362,7 @@ async def test_ring_all_rings_every_free_agent_and_the_first_to_answer_wins(
     winner = offers[1]
     async with db.session(Scope.tenant(tenant.id)) as session:
         await routing.accept_offer(session, as_agent(winner.agent_id, tenant.id), winner.id)
-    with pytest.raises(Exception) as late:
+    with pytest.raises(AtiendeError) as late:
         async with db.session(Scope.tenant(tenant.id)) as session:
             await routing.accept_offer(
                 session, as_agent(offers[0].agent_id, tenant.id), offers[0].id

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.attachments import service as attachments
 from atiende.contacts.models import Contact
-from atiende.conversations.events import InteractionChanged, MessageAdded
+from atiende.conversations.events import InteractionChanged, MessageAdded, MessageStatusChanged
 from atiende.conversations.models import (
     OPEN_STATUSES,
     Channel,
@@ -555,3 +555,37 @@ async def move_contact(
         .values(contact_id=to_contact_id)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# Delivery statuses only move forward; a late "delivered" after "read" changes nothing.
+_STATUS_RANK = {
+    MessageStatus.pending: 0,
+    MessageStatus.sent: 1,
+    MessageStatus.delivered: 2,
+    MessageStatus.read: 3,
+}
+
+
+async def set_message_status(
+    session: AsyncSession, message: Message, status: MessageStatus, *, error: str | None = None
+) -> bool:
+    """Record a delivery status reported by the channel (a provider callback, the widget).
+    Returns whether it changed anything. ``failed`` is final; other statuses never regress."""
+    if message.status is MessageStatus.failed or message.status is status:
+        return False
+    if status is not MessageStatus.failed and _STATUS_RANK.get(status, 0) <= _STATUS_RANK.get(
+        message.status, -1
+    ):
+        return False
+    message.status = status
+    message.error = error if status is MessageStatus.failed else message.error
+    message.updated_at = now(session)
+    await session.flush()
+    await emit(
+        session,
+        MessageStatusChanged(
+            interaction_id=message.interaction_id, message_id=message.id, status=status.value
+        ),
+        tenant_id=message.tenant_id,
+    )
+    return True
