@@ -463,3 +463,31 @@ async def test_max_no_answer_puts_the_agent_on_the_no_answer_break(
     assert reason.is_no_answer
     assert (await get(db, tenant, interaction_id)).status is InteractionStatus.queued
     assert await counters_match_truth(db, tenant)
+
+
+async def test_wallboard_counts_an_answer_once_even_after_a_transfer(
+    app, db: Database, clock: TestClock
+) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, auto_accept=True, service_level_seconds=20)
+    first = await make_agent(db, tenant, queue)
+    second = await make_agent(db, tenant, queue)
+    quick = await arrive(db, tenant, queue)
+    assigned_to = (await get(db, tenant, quick)).agent_id
+    other = second if assigned_to == first else first
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.transfer(session, as_agent(assigned_to, tenant.id), quick, agent_id=other)  # type: ignore[arg-type]
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.set_presence(session, as_agent(first, tenant.id), first, Presence.offline)
+        await routing.set_presence(session, as_agent(second, tenant.id), second, Presence.offline)
+    slow = await arrive(db, tenant, queue)
+    clock.advance(30)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await routing.set_presence(session, as_agent(first, tenant.id), first, Presence.available)
+    await routing.settle()
+    assert (await get(db, tenant, slow)).status is InteractionStatus.assigned
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        stats = {s.queue_id: s for s in await routing.queue_stats(session)}[queue.id]
+    assert (stats.offered_today, stats.answered_today, stats.answered_in_sl_today) == (2, 2, 1)
+    assert stats.service_level_today == 50.0
+    assert stats.waiting == 0

@@ -19,13 +19,15 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from atiende.core import migrate
@@ -43,6 +45,7 @@ PASSWORD = "una-clave-de-prueba"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # Short, so the tests also see the client answer heartbeats (silent clients are dropped at 3x).
 HEARTBEAT_SECONDS = 0.5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,16 @@ class LiveServer:
     url: str
     settings: Settings
     logins: dict[str, Login] = field(default_factory=dict)
+    app: FastAPI | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, work: Callable[[Database], Coroutine[Any, Any, T]], timeout: float = 20) -> T:
+        """Runs ``work(db)`` on the server's own event loop and database, so what it does
+        reaches the server's bus (and the browsers' websockets) at once; waits for it."""
+        assert self.app is not None
+        assert self.loop is not None
+        db: Database = self.app.state.atiende.db
+        return asyncio.run_coroutine_threadsafe(work(db), self.loop).result(timeout)
 
 
 SEED_USERS = {
@@ -139,9 +152,8 @@ def live_server(
         pool.submit(_prepare, settings).result()
 
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="browser-test-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -150,7 +162,13 @@ def live_server(
             pytest.fail("the test server did not start")
         time.sleep(0.02)
     try:
-        yield LiveServer(url=f"http://127.0.0.1:{port}", settings=settings, logins=SEED_USERS)
+        yield LiveServer(
+            url=f"http://127.0.0.1:{port}",
+            settings=settings,
+            logins=SEED_USERS,
+            app=app,
+            loop=server.servers[0].get_loop(),
+        )
     finally:
         server.should_exit = True
         thread.join(timeout=10)

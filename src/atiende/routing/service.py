@@ -1364,8 +1364,12 @@ async def queue_stats(session: AsyncSession) -> list[QueueStats]:
             queued_at[(interaction_id, queue_id)] = at
             continue
         started = queued_at.pop((interaction_id, queue_id), None)
-        waited = (at - started).total_seconds() if started else None
-        within = waited is not None and waited <= sl.get(queue_id, 20)
+        if started is None:
+            # Not the answer to an arrival in this queue today (a transfer to an agent, or
+            # it arrived before midnight): it is not counted again.
+            continue
+        waited = (at - started).total_seconds()
+        within = waited <= sl.get(queue_id, 20)
         if kind == "assigned":
             stats["answered"] += 1
             stats["answered_in_sl"] += int(within)

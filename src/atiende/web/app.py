@@ -20,7 +20,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atiende import __version__
+from atiende.attachments.api import router as attachments_router
 from atiende.audit.api import router as audit_router
+from atiende.contacts.api import router as contacts_router
+from atiende.conversations.api import router as conversations_router
 from atiende.core import i18n, migrate
 from atiende.core.bus import Bus, create_bus
 from atiende.core.clock import Clock, SystemClock
@@ -30,12 +33,17 @@ from atiende.core.errors import AtiendeError
 from atiende.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from atiende.identity.api import router as identity_router
 from atiende.jobs.service import JobRunner
+from atiende.routing import service as routing_service
+from atiende.routing.admin_api import router as routing_admin_router
+from atiende.routing.api import router as routing_router
+from atiende.routing.canned_api import router as canned_router
 from atiende.tasks import build_registry, ensure_recurring
 from atiende.tenancy.api import router as tenancy_router
 from atiende.web import hub, pages
 from atiende.web.deps import LANG_COOKIE
 from atiende.web.health import router as health_router
 from atiende.web.state import AppState
+from atiende.webchat.api import router as webchat_router
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -81,6 +89,7 @@ def create_app(
             yield
         finally:
             stop.set()
+            await routing_service.settle()
             if worker is not None:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -103,6 +112,13 @@ def create_app(
         identity_router,
         tenancy_router,
         audit_router,
+        routing_router,
+        routing_admin_router,
+        contacts_router,
+        conversations_router,
+        attachments_router,
+        canned_router,
+        webchat_router,
         health_router,
         pages.router,
     ):

@@ -15,6 +15,8 @@ import jinja2
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende import __version__
 from atiende.core import i18n
@@ -23,7 +25,8 @@ from atiende.core.errors import AtiendeError, NotAuthenticated
 from atiende.core.security import secrets_equal
 from atiende.identity import service as identity
 from atiende.identity.api import login
-from atiende.identity.models import Role
+from atiende.identity.models import Role, User
+from atiende.routing.models import Agent, BreakReason, Queue
 from atiende.web.deps import (
     LANG_COOKIE,
     SESSION_COOKIE,
@@ -47,6 +50,9 @@ router = APIRouter(include_in_schema=False)
 _ = i18n.gettext
 
 
+SUPERVISING = frozenset({Role.supervisor, Role.admin})
+
+
 @dataclass(frozen=True, slots=True)
 class NavItem:
     path: str
@@ -54,9 +60,14 @@ class NavItem:
     icon: str
 
 
-def navigation(role: Role) -> list[NavItem]:
-    """The menu of each role; later capabilities add their pages here."""
+def navigation(role: Role, *, agent_profile: bool = False) -> list[NavItem]:
+    """The menu of each role; later capabilities add their pages here. Supervisors and
+    admins get the agent desktop only when they also work as agents (``agent_profile``)."""
     items = [NavItem("/", _("Home"), "home")]
+    if role is Role.agent or (role in SUPERVISING and agent_profile):
+        items.append(NavItem("/desktop", _("Desktop"), "desktop"))
+    if role in SUPERVISING:
+        items.append(NavItem("/wallboard", _("Wallboard"), "wallboard"))
     if role in {Role.admin, Role.supervisor, Role.vendor_admin}:
         items.append(NavItem("/users", _("Users"), "users"))
     if role in {Role.admin, Role.vendor_admin}:
@@ -125,7 +136,13 @@ def render(
             "principal": principal,
             "locale": locale,
             "locales": i18n.LOCALES,
-            "nav": navigation(principal.role) if principal else [],
+            "nav": (
+                navigation(
+                    principal.role, agent_profile=getattr(request.state, "agent_profile", False)
+                )
+                if principal
+                else []
+            ),
             "role_label": role_label(principal.role) if principal else "",
             "role_labels": {role.value: role_label(role) for role in Role},
             "version": __version__,
@@ -197,12 +214,15 @@ async def set_language(
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, principal: OptionalPrincipal) -> Response:
-    return render(request, "home.html", _signed_in(principal))
+    signed_in = _signed_in(principal)
+    await _note_agent_profile(request, signed_in)
+    return render(request, "home.html", signed_in)
 
 
 def _page(template: str, *roles: Role) -> Any:
     async def page(request: Request, principal: OptionalPrincipal) -> Response:
         signed_in = _signed_in(principal)
+        await _note_agent_profile(request, signed_in)
         if roles and signed_in.role not in roles:
             # A page, not the API's JSON: say so in the frame, with the menu to go elsewhere.
             return render(request, "forbidden.html", signed_in, status_code=403)
@@ -225,6 +245,87 @@ router.add_api_route(
     response_class=HTMLResponse,
 )
 router.add_api_route("/account", _page("account.html"), response_class=HTMLResponse)
+
+
+# --- the agent desktop and the supervisor wallboard ----------------------------------------
+
+
+async def _has_agent_profile(session: AsyncSession, principal: Principal) -> bool:
+    return await session.get(Agent, principal.user_id) is not None
+
+
+async def _note_agent_profile(request: Request, principal: Principal) -> None:
+    """Supervisors and admins who also take conversations see the desktop in the menu."""
+    if principal.role not in SUPERVISING or principal.tenant_id is None:
+        return
+    async with app_state(request).db.session(principal.scope, read_only=True) as session:
+        request.state.agent_profile = await _has_agent_profile(session, principal)
+
+
+async def _directory(session: AsyncSession) -> dict[str, Any]:
+    """Names the work pages need and agents may not list through the admin API: queues and
+    agents (transfer targets, live presence comes over the websocket) and break reasons."""
+    queues = await session.execute(
+        select(Queue.id, Queue.name, Queue.channels).order_by(Queue.name)
+    )
+    agents = await session.execute(
+        select(Agent.user_id, User.name, Agent.licence, Agent.presence)
+        .join(User, User.id == Agent.user_id)
+        .where(User.is_active)
+        .order_by(User.name)
+    )
+    reasons = await session.execute(
+        select(BreakReason.id, BreakReason.name, BreakReason.is_no_answer)
+        .where(BreakReason.is_active)
+        .order_by(BreakReason.name)
+    )
+    return {
+        "queues": [
+            {"id": str(row.id), "name": row.name, "channels": list(row.channels or [])}
+            for row in queues
+        ],
+        "agents": [
+            {
+                "id": str(row.user_id),
+                "name": row.name,
+                "licence": row.licence.value,
+                "presence": row.presence.value,
+            }
+            for row in agents
+        ],
+        "break_reasons": [
+            {"id": str(row.id), "name": row.name, "is_no_answer": row.is_no_answer}
+            for row in reasons
+        ],
+    }
+
+
+@router.get("/desktop", response_class=HTMLResponse)
+async def desktop(request: Request, principal: OptionalPrincipal) -> Response:
+    """Agents, and supervisors or admins with an agent profile, take conversations here."""
+    signed_in = _signed_in(principal)
+    allowed = signed_in.role is Role.agent or signed_in.role in SUPERVISING
+    if not allowed or signed_in.tenant_id is None:
+        return render(request, "forbidden.html", signed_in, status_code=403)
+    async with app_state(request).db.session(signed_in.scope, read_only=True) as session:
+        profile = await _has_agent_profile(session, signed_in)
+        directory = await _directory(session) if profile else {}
+    request.state.agent_profile = profile
+    if not profile and signed_in.role is not Role.agent:
+        return render(request, "forbidden.html", signed_in, status_code=403)
+    return render(request, "desktop.html", signed_in, agent_profile=profile, directory=directory)
+
+
+@router.get("/wallboard", response_class=HTMLResponse)
+async def wallboard(request: Request, principal: OptionalPrincipal) -> Response:
+    """Supervisors and admins watch queues and agents live, and step in."""
+    signed_in = _signed_in(principal)
+    if signed_in.role not in SUPERVISING or signed_in.tenant_id is None:
+        return render(request, "forbidden.html", signed_in, status_code=403)
+    async with app_state(request).db.session(signed_in.scope, read_only=True) as session:
+        request.state.agent_profile = await _has_agent_profile(session, signed_in)
+        directory = await _directory(session)
+    return render(request, "wallboard.html", signed_in, directory=directory)
 
 
 @router.post("/logout")

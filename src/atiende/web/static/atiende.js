@@ -358,16 +358,21 @@
     }
   }
 
-  // --- home: live activity over the websocket ----------------------------------------------
+  // --- the staff websocket: one client, used by the live panel and the work pages ----------
 
   const LAST_EVENT_KEY = "atiende.lastEventId";
   const MAX_EVENTS = 50;
   const POLICY_VIOLATION = 1008;
 
-  function setUpRealtime(panel) {
-    const status = $("[data-realtime-status]", panel);
-    const log = $("[data-realtime-log]", panel);
-    const empty = $("[data-realtime-empty]", panel);
+  /** Follows /ws with resume: reconnects with backoff from the last event id this tab saw,
+   * hands each event over once, and reports its state. Handlers (all optional):
+   * onStatus(state, text); onHello(helloId) after every (re)connection, once the hub has
+   * replayed what this tab missed; onReset() when the hub no longer has that history (reload
+   * your state); onEvent(event) for events newer than where the tab started. */
+  function connectRealtime(handlers = {}) {
+    const notify = (name, ...args) => {
+      if (typeof handlers[name] === "function") handlers[name](...args);
+    };
     let socket = null;
     let attempt = 0;
     let timer = null;
@@ -375,10 +380,7 @@
     let closing = false;
     const shown = new Set();
 
-    const setStatus = (state, text) => {
-      status.dataset.state = state;
-      status.textContent = text;
-    };
+    const setStatus = (state, text) => notify("onStatus", state, text);
 
     const lastEventId = () => {
       const stored = Number.parseInt(sessionStorage.getItem(LAST_EVENT_KEY) || "", 10);
@@ -390,25 +392,6 @@
       if (known === null || id > known) sessionStorage.setItem(LAST_EVENT_KEY, String(id));
     };
 
-    const addEvent = (event) => {
-      const label = t(`event_${event.type}`);
-      const item = h(
-        "li",
-        { class: "event", "data-event-id": event.id, "data-event-type": event.type },
-        h("span", { class: "event-dot", "aria-hidden": "true" }),
-        h(
-          "span",
-          { class: "event-body" },
-          h("span", { class: "event-label" }, label === `event_${event.type}` ? event.type : label),
-          h("code", { class: "event-type" }, event.type),
-        ),
-        timeElement(event.occurred_at, timeFormat),
-      );
-      log.prepend(item);
-      while (log.children.length > MAX_EVENTS) log.lastElementChild.remove();
-      if (empty) empty.hidden = true;
-    };
-
     const connect = () => {
       clearTimeout(timer);
       clearInterval(countdown);
@@ -418,8 +401,8 @@
       setStatus(attempt ? "reconnecting" : "connecting", t(attempt ? "reconnecting" : "connecting"));
       const ws = new WebSocket(`${scheme}//${window.location.host}/ws${query}`);
       socket = ws;
-      // Only what is newer than where this connection started is shown, each event once (a
-      // resumed hub may send an event the page already has).
+      // Only what is newer than where this connection started is handed over, each event
+      // once (a resumed hub may send an event the page already has).
       let floor = since;
       let helloId = null;
       ws.addEventListener("message", (message) => {
@@ -435,20 +418,20 @@
           helloId = typeof data.last_event_id === "number" ? data.last_event_id : null;
           if (floor === null) floor = helloId;
           remember(helloId);
+          notify("onHello", helloId);
         } else if (data.type === "reset") {
           // The hub no longer has the history after our id: start over from the present.
           floor = helloId;
           if (helloId !== null) sessionStorage.setItem(LAST_EVENT_KEY, String(helloId));
           shown.clear();
-          log.replaceChildren();
-          if (empty) empty.hidden = false;
+          notify("onReset");
         } else if (data.type === "event" && data.event) {
           const id = data.event.id;
           if ((floor !== null && id <= floor) || shown.has(id)) return;
           if (shown.size > 1000) shown.clear();
           shown.add(id);
           remember(id);
-          addEvent(data.event);
+          notify("onEvent", data.event);
         } else if (data.type === "heartbeat") {
           if (typeof data.last_event_id === "number" && data.last_event_id > 0) {
             remember(data.last_event_id);
@@ -498,6 +481,51 @@
       if (socket) socket.close(1000);
     });
     connect();
+    return {
+      /** Drops the connection now; the client reconnects (and resumes) by itself. */
+      drop() {
+        if (socket) socket.close(1000);
+      },
+    };
+  }
+
+  // --- home: live activity over the websocket ----------------------------------------------
+
+  function setUpRealtime(panel) {
+    const status = $("[data-realtime-status]", panel);
+    const log = $("[data-realtime-log]", panel);
+    const empty = $("[data-realtime-empty]", panel);
+
+    const addEvent = (event) => {
+      const label = t(`event_${event.type}`);
+      const item = h(
+        "li",
+        { class: "event", "data-event-id": event.id, "data-event-type": event.type },
+        h("span", { class: "event-dot", "aria-hidden": "true" }),
+        h(
+          "span",
+          { class: "event-body" },
+          h("span", { class: "event-label" }, label === `event_${event.type}` ? event.type : label),
+          h("code", { class: "event-type" }, event.type),
+        ),
+        timeElement(event.occurred_at, timeFormat),
+      );
+      log.prepend(item);
+      while (log.children.length > MAX_EVENTS) log.lastElementChild.remove();
+      if (empty) empty.hidden = true;
+    };
+
+    connectRealtime({
+      onStatus: (state, text) => {
+        status.dataset.state = state;
+        status.textContent = text;
+      },
+      onReset: () => {
+        log.replaceChildren();
+        if (empty) empty.hidden = false;
+      },
+      onEvent: addEvent,
+    });
   }
 
   // --- users ------------------------------------------------------------------------------
@@ -965,6 +993,27 @@
     loadingTable(tokens);
     loadTokens();
   }
+
+  // --- shared with the page scripts (desktop.js, wallboard.js) --------------------------------
+
+  window.Atiende = Object.freeze({
+    STRINGS,
+    t,
+    h,
+    $,
+    $$,
+    icon,
+    icons: ICONS, // page scripts may add their own drawings
+    api,
+    csrfToken,
+    ApiError,
+    errorMessage,
+    showMessage,
+    formatDate,
+    timeElement,
+    formats: { dateTime: dateTimeFormat, date: dateFormat, time: timeFormat, precise: preciseFormat },
+    connectRealtime,
+  });
 
   // --- start ------------------------------------------------------------------------------
 

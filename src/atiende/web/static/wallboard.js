@@ -1,0 +1,530 @@
+/* Atiende supervisor wallboard: queues and agents live, and the supervisor's actions.
+ *
+ * Uses window.Atiende (atiende.js) and window.AtiendeDesk (desktop.js). The board is pulled
+ * from GET /api/v1/wallboard after every (re)connection, on relevant events (at most once a
+ * second) and every 10 s; between pulls the waiting and in-state times tick in the browser.
+ */
+"use strict";
+
+(() => {
+  const A = window.Atiende;
+  const D = window.AtiendeDesk;
+  if (!A || !D) return;
+  const { t, h, $, $$, api, errorMessage } = A;
+
+  const page = $('[data-page="wallboard"]');
+  if (!page) return;
+
+  const directory = D.readJson("desk-directory");
+  const breakReasons = directory.break_reasons || [];
+  const queueNames = new Map((directory.queues || []).map((q) => [q.id, q.name]));
+
+  const message = $("[data-board-message]", page);
+  const tiles = $("[data-queues]", page);
+  const tilesEmpty = $("[data-queues-empty]", page);
+  const agentsTable = $("[data-agents]", page);
+  const agentsSummary = $("[data-agents-summary]", page);
+  const liveTable = $("[data-live]", page);
+  const liveCount = $("[data-live-count]", page);
+  const updated = $("[data-updated]", page);
+  const viewer = $("[data-viewer]", page);
+  const reassignDialog = $("[data-reassign-dialog]", page);
+  const REFRESH_EVERY = 10000;
+
+  const state = {
+    board: null,
+    fetchedAt: 0,
+    offset: 0, // server clock − browser clock, from generated_at
+    live: [],
+    viewing: null, // interaction id shown read-only
+    viewGeneration: 0,
+    reassigning: null,
+  };
+
+  const serverNow = () => Date.now() + state.offset;
+  const placeholder = (columns, text) =>
+    h("tr", { class: "placeholder" }, h("td", { colspan: columns }, text));
+  const elapsed = () => (Date.now() - state.fetchedAt) / 1000;
+
+  // --- queues -----------------------------------------------------------------------------
+
+  function serviceLevelClass(queue) {
+    const level = queue.service_level_today;
+    if (level === null || level === undefined) return "sl-none";
+    if (level >= queue.service_level_target) return "sl-good";
+    if (level >= queue.service_level_target - 10) return "sl-warn";
+    return "sl-bad";
+  }
+
+  function stat(label, field, value) {
+    return h(
+      "div",
+      { class: "tile-stat" },
+      h("dt", {}, label),
+      h("dd", { "data-field": field }, String(value)),
+    );
+  }
+
+  function tile(queue) {
+    const sl = queue.service_level_today;
+    return h(
+      "article",
+      {
+        class: `tile ${queue.waiting ? "has-waiting" : ""}`,
+        "data-queue-id": queue.queue_id,
+        "data-testid": "queue-tile",
+      },
+      h(
+        "header",
+        { class: "tile-head" },
+        h("h3", {}, queue.name),
+        h(
+          "span",
+          { class: `badge ${queue.is_open ? "ok" : "off"}` },
+          t(queue.is_open ? "queue_open" : "queue_closed"),
+        ),
+      ),
+      h(
+        "div",
+        { class: "tile-main" },
+        h("span", { class: "tile-big", "data-field": "waiting" }, String(queue.waiting)),
+        h(
+          "span",
+          { class: "tile-big-label" },
+          t("waiting"),
+          h("span", {
+            class: "tile-longest",
+            "data-field": "longest",
+            "data-base": queue.longest_wait_seconds,
+          }),
+        ),
+      ),
+      h(
+        "dl",
+        { class: "tile-stats" },
+        stat(t("offered_today"), "offered", queue.offered_today),
+        stat(t("answered_today"), "answered", queue.answered_today),
+        stat(t("abandoned_today"), "abandoned", queue.abandoned_today),
+      ),
+      h(
+        "div",
+        {
+          class: `sl ${serviceLevelClass(queue)}`,
+          "data-field": "service-level",
+          title: t("sl_explained", { seconds: queue.service_level_seconds }),
+        },
+        h("span", { class: "sl-value" }, sl === null || sl === undefined ? "—" : `${sl}%`),
+        h(
+          "span",
+          { class: "sl-target" },
+          t("sl_target", {
+            target: `${queue.service_level_target}%`,
+            seconds: queue.service_level_seconds,
+          }),
+        ),
+        h(
+          "span",
+          { class: "sl-bar", "aria-hidden": "true" },
+          h("span", { class: "sl-fill", style: `width:${Math.max(0, Math.min(100, sl || 0))}%` }),
+          h("span", { class: "sl-mark", style: `left:${queue.service_level_target}%` }),
+        ),
+      ),
+    );
+  }
+
+  // --- agents -----------------------------------------------------------------------------
+
+  const ORDER = { available: 0, busy: 1, break: 2, offline: 3 };
+  const stateOf = (agent) =>
+    agent.presence === "available" && agent.busy ? "busy" : agent.presence;
+
+  function stateBadge(agent) {
+    const kind = stateOf(agent);
+    const label =
+      kind === "break" && agent.break_reason
+        ? t("presence_break_reason", { reason: agent.break_reason })
+        : t(`presence_${kind}`);
+    return h(
+      "span",
+      { class: `state state-${kind}`, "data-field": "state", "data-state": kind },
+      label,
+    );
+  }
+
+  function loadText(agent) {
+    const parts = [];
+    for (const pool of ["chat", "voice"]) {
+      const capacity = (agent.capacity || {})[pool] || 0;
+      if (!capacity) continue;
+      parts.push(`${t(`pool_${pool}`)} ${(agent.load || {})[pool] || 0}/${capacity}`);
+    }
+    return parts.join(" · ") || "—";
+  }
+
+  function forceSelect(agent) {
+    const select = h(
+      "select",
+      {
+        class: "force",
+        "aria-label": t("force_state_for", { name: agent.name }),
+        "data-testid": "force-state",
+      },
+      h("option", { value: "" }, t("force_state")),
+      h(
+        "option",
+        { value: "available", disabled: agent.presence === "available" },
+        t("presence_available"),
+      ),
+      h(
+        "optgroup",
+        { label: t("presence_break") },
+        breakReasons.map((reason) => h("option", { value: `break:${reason.id}` }, reason.name)),
+      ),
+      h(
+        "option",
+        { value: "offline", disabled: agent.presence === "offline" },
+        t("presence_offline"),
+      ),
+    );
+    select.addEventListener("change", async () => {
+      if (!select.value) return;
+      const [presence, reasonId] = select.value.split(":");
+      const body = { presence };
+      if (reasonId) body.break_reason_id = reasonId;
+      select.disabled = true;
+      try {
+        await api("PUT", `/api/v1/agents/${agent.agent_id}/presence`, body);
+        D.toast(message, "success", t("state_forced", { name: agent.name }));
+        refreshBoard();
+      } catch (error) {
+        D.toast(message, "error", errorMessage(error));
+        select.value = "";
+        select.disabled = false;
+      }
+    });
+    return select;
+  }
+
+  function agentRow(agent) {
+    return h(
+      "tr",
+      { "data-agent-id": agent.agent_id, "data-state": stateOf(agent) },
+      h(
+        "td",
+        {},
+        h(
+          "span",
+          { class: "person" },
+          h("span", { class: "avatar small", "aria-hidden": "true" }, agent.name.slice(0, 1)),
+          h("span", { class: "person-name" }, agent.name),
+        ),
+      ),
+      h("td", {}, stateBadge(agent)),
+      h(
+        "td",
+        { class: "nowrap mono", "data-field": "time", "data-base": agent.seconds_in_state },
+        D.formatDuration(agent.seconds_in_state),
+      ),
+      h("td", { class: "nowrap", "data-field": "load" }, loadText(agent)),
+      h("td", { class: "actions" }, forceSelect(agent)),
+    );
+  }
+
+  // --- pulling the board ------------------------------------------------------------------
+
+  async function loadBoard() {
+    const board = await api("GET", "/api/v1/wallboard");
+    state.board = board;
+    state.fetchedAt = Date.now();
+    const generated = Date.parse(board.generated_at);
+    if (!Number.isNaN(generated)) state.offset = generated - state.fetchedAt;
+    for (const queue of board.queues) queueNames.set(queue.queue_id, queue.name);
+    renderBoard();
+  }
+
+  function renderBoard() {
+    const board = state.board;
+    if (!board) return;
+    tiles.replaceChildren(...board.queues.map(tile));
+    tilesEmpty.hidden = board.queues.length > 0;
+    const agents = [...board.agents].sort(
+      (a, b) => ORDER[stateOf(a)] - ORDER[stateOf(b)] || a.name.localeCompare(b.name),
+    );
+    const body = $("tbody", agentsTable);
+    // Keep a select the supervisor is using: re-render the rest around it.
+    const active = document.activeElement && document.activeElement.closest("tr[data-agent-id]");
+    if (active && body.contains(active) && document.activeElement.tagName === "SELECT") {
+      for (const row of $$("tr[data-agent-id]", body)) {
+        if (row === active) continue;
+        const fresh = agents.find((a) => a.agent_id === row.dataset.agentId);
+        if (fresh) row.replaceWith(agentRow(fresh));
+      }
+    } else if (agents.length) {
+      body.replaceChildren(...agents.map(agentRow));
+    } else {
+      body.replaceChildren(placeholder(5, t("no_agents")));
+    }
+    const counts = { available: 0, busy: 0, break: 0, offline: 0 };
+    for (const agent of agents) counts[stateOf(agent)] += 1;
+    agentsSummary.textContent = ["available", "busy", "break", "offline"]
+      .map((kind) => `${t(`presence_${kind}`)} ${counts[kind]}`)
+      .join(" · ");
+    updated.replaceChildren(t("updated_at", { time: D.clockTime(board.generated_at) }));
+    tick();
+  }
+
+  function tick() {
+    if (!state.board) return;
+    const since = elapsed();
+    for (const node of $$("[data-field=longest]", tiles)) {
+      const tileNode = node.closest("[data-queue-id]");
+      const waiting = Number($("[data-field=waiting]", tileNode).textContent);
+      node.textContent = waiting
+        ? t("longest_wait", { time: D.formatDuration(Number(node.dataset.base) + since) })
+        : "";
+    }
+    for (const node of $$("[data-field=time]", agentsTable)) {
+      node.textContent = D.formatDuration(Number(node.dataset.base) + since);
+    }
+    for (const node of $$("[data-since]", liveTable)) {
+      node.textContent = D.formatDuration((serverNow() - Date.parse(node.dataset.since)) / 1000);
+    }
+  }
+
+  const refreshBoard = D.throttle(
+    () => loadBoard().catch((error) => D.toast(message, "error", errorMessage(error))),
+    1000,
+  );
+
+  // --- live conversations -----------------------------------------------------------------
+
+  const contactName = (item) => {
+    const contact = item.contact;
+    return (contact && (contact.name || contact.email || contact.phone)) || t("unknown_contact");
+  };
+
+  function sinceOf(item) {
+    const working = item.status === "assigned" || item.status === "wrap_up";
+    return (working ? item.assigned_at : item.enqueued_at) || item.created_at;
+  }
+
+  function liveRow(item) {
+    const canReassign = ["assigned", "offered", "queued"].includes(item.status);
+    return h(
+      "tr",
+      { "data-interaction-id": item.id, "data-status": item.status },
+      h("td", {}, h("strong", {}, contactName(item))),
+      h(
+        "td",
+        {},
+        h("span", { class: "with-icon" }, D.channelIcon(item.channel), D.channelLabel(item.channel)),
+      ),
+      h("td", {}, item.queue ? item.queue.name : "—"),
+      h("td", {}, item.agent ? item.agent.name : h("span", { class: "muted" }, "—")),
+      h("td", {}, h("span", { class: `badge status-${item.status}` }, D.statusLabel(item.status))),
+      h("td", { class: "nowrap mono", "data-since": sinceOf(item) }, ""),
+      h(
+        "td",
+        { class: "actions" },
+        h(
+          "div",
+          { class: "button-row" },
+          h(
+            "button",
+            {
+              type: "button",
+              class: "button small",
+              "data-testid": "view",
+              onclick: () => openViewer(item.id),
+            },
+            t("view"),
+          ),
+          canReassign
+            ? h(
+                "button",
+                {
+                  type: "button",
+                  class: "button small",
+                  "data-testid": "reassign",
+                  onclick: () => openReassign(item),
+                },
+                t("reassign"),
+              )
+            : null,
+        ),
+      ),
+    );
+  }
+
+  async function loadLive() {
+    const params = new URLSearchParams();
+    for (const status of ["queued", "offered", "assigned", "wrap_up"]) {
+      params.append("status", status);
+    }
+    params.set("limit", "200");
+    state.live = await api("GET", `/api/v1/interactions?${params}`);
+    const body = $("tbody", liveTable);
+    if (state.live.length) body.replaceChildren(...state.live.map(liveRow));
+    else body.replaceChildren(placeholder(7, t("no_live")));
+    liveCount.textContent = state.live.length ? String(state.live.length) : "";
+    tick();
+  }
+
+  const refreshLive = D.throttle(() => loadLive().catch(() => {}), 1000);
+
+  // --- a conversation, read-only ----------------------------------------------------------
+
+  const viewerMessages = $("[data-messages]", viewer);
+  const boardAgents = () => (state.board && state.board.agents) || [];
+  const names = () => Object.fromEntries(boardAgents().map((a) => [a.agent_id, a.name]));
+
+  function renderViewerHead(details) {
+    $("[data-viewer-title]", viewer).replaceChildren(
+      D.channelIcon(details.channel),
+      h("span", {}, contactName(details)),
+    );
+    $("[data-viewer-meta]", viewer).textContent = [
+      D.channelLabel(details.channel),
+      details.queue ? details.queue.name : null,
+      details.agent ? details.agent.name : null,
+      D.statusLabel(details.status),
+    ]
+      .filter(Boolean)
+      .join(" · ");
+  }
+
+  async function openViewer(id, { quiet = false } = {}) {
+    const generation = ++state.viewGeneration;
+    state.viewing = id;
+    viewer.dataset.interactionId = id;
+    if (!quiet) {
+      viewerMessages.replaceChildren();
+      $("[data-viewer-title]", viewer).textContent = t("loading");
+      $("[data-viewer-meta]", viewer).textContent = "";
+      if (!viewer.open) viewer.showModal();
+    }
+    try {
+      const [details, messages] = await Promise.all([
+        api("GET", `/api/v1/interactions/${id}`),
+        api("GET", `/api/v1/interactions/${id}/messages`),
+      ]);
+      if (generation !== state.viewGeneration) return;
+      renderViewerHead(details);
+      const known = new Set($$("[data-message-id]", viewerMessages).map((n) => n.dataset.messageId));
+      for (const item of messages) {
+        if (known.has(String(item.id))) continue;
+        D.placeMessage(viewerMessages, D.messageNode(item, { names: names() }));
+      }
+      viewerMessages.scrollTop = viewerMessages.scrollHeight;
+    } catch (error) {
+      if (generation !== state.viewGeneration) return;
+      A.showMessage($("[data-form-message]", viewer), "error", errorMessage(error));
+    }
+  }
+
+  viewer.addEventListener("close", () => {
+    state.viewing = null;
+    state.viewGeneration += 1;
+  });
+
+  // --- reassign ---------------------------------------------------------------------------
+
+  function openReassign(item) {
+    state.reassigning = item;
+    const form = $("form", reassignDialog);
+    form.reset();
+    A.showMessage($("[data-form-message]", form), "", "");
+    const what = `${contactName(item)} · ${D.channelLabel(item.channel)}`;
+    $("[data-reassign-what]", form).textContent = what;
+    const digital = item.channel !== "voice";
+    const current = item.agent && item.agent.id;
+    const agents = boardAgents()
+      .filter((a) => a.agent_id !== current && (!digital || a.licence !== "voice"))
+      .sort((a, b) => ORDER[stateOf(a)] - ORDER[stateOf(b)] || a.name.localeCompare(b.name));
+    form.elements.namedItem("agent_id").replaceChildren(
+      h("option", { value: "" }, t("choose_agent")),
+      ...agents.map((a) =>
+        h(
+          "option",
+          { value: a.agent_id },
+          t("agent_option", { name: a.name, state: t(`presence_${stateOf(a)}`) }),
+          ` — ${loadText(a)}`,
+        ),
+      ),
+    );
+    reassignDialog.showModal();
+    form.elements.namedItem("agent_id").focus();
+  }
+
+  $("form", reassignDialog).addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const box = $("[data-form-message]", form);
+    const agentId = form.elements.namedItem("agent_id").value;
+    if (!agentId) {
+      A.showMessage(box, "error", t("error_transfer_target"));
+      return;
+    }
+    const item = state.reassigning;
+    const submit = $("button[type=submit]", form);
+    submit.disabled = true;
+    try {
+      await api("POST", `/api/v1/interactions/${item.id}/reassign`, { agent_id: agentId });
+      reassignDialog.close();
+      D.toast(message, "success", t("reassigned"));
+      refreshLive();
+      refreshBoard();
+    } catch (error) {
+      A.showMessage(box, "error", errorMessage(error));
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  for (const button of $$("[data-dismiss]", page)) {
+    button.addEventListener("click", () => button.closest("dialog").close());
+  }
+
+  // --- realtime ---------------------------------------------------------------------------
+
+  const BOARD_EVENTS = new Set([
+    "interaction.changed",
+    "offer.created",
+    "offer.closed",
+    "agent.state_changed",
+  ]);
+
+  function apply(event) {
+    const data = event.data || {};
+    if (BOARD_EVENTS.has(event.type)) refreshBoard();
+    if (event.type === "interaction.changed") refreshLive();
+    if (!state.viewing || data.interaction_id !== state.viewing) return;
+    if (event.type === "message.added") {
+      if ($(`[data-message-id="${CSS.escape(String(data.message_id))}"]`, viewerMessages)) return;
+      D.placeMessage(viewerMessages, D.messageNode(data, { names: names() }));
+      viewerMessages.scrollTop = viewerMessages.scrollHeight;
+    } else if (event.type === "message.status") {
+      const node = $(`[data-message-id="${CSS.escape(String(data.message_id))}"]`, viewerMessages);
+      if (!node) return;
+      const changed = Object.assign({}, node.message, { status: data.status });
+      node.replaceWith(D.messageNode(changed, { names: names() }));
+    } else if (event.type === "interaction.changed") {
+      openViewer(state.viewing, { quiet: true });
+    }
+  }
+
+  D.liveState({
+    status: $("[data-realtime-status]", page),
+    load: async () => {
+      await Promise.all([loadBoard(), loadLive()]);
+      if (state.viewing) await openViewer(state.viewing, { quiet: true });
+    },
+    apply,
+  });
+
+  setInterval(() => {
+    refreshBoard();
+    refreshLive();
+  }, REFRESH_EVERY);
+  setInterval(tick, 1000);
+})();
