@@ -253,3 +253,49 @@ async def test_resuming_past_the_retained_log_asks_the_client_to_reload(
             reset = json.loads(await asyncio.wait_for(ws.recv(), 5))
     assert reset == {"type": "reset"}
     assert hello["last_event_id"] > 1
+
+
+async def test_conversation_content_reaches_only_its_agent_and_supervisors(
+    settings: Settings, clock: TestClock
+) -> None:
+    from atiende.contacts import service as contacts
+    from atiende.contacts.models import IdentityKind
+    from atiende.conversations import service as conversations
+    from atiende.conversations.models import Channel, MessageDirection
+
+    app = create_app(settings, clock=clock, run_worker=False)
+    async with LiveServer(app) as server:
+        db: Database = app.state.atiende.db
+        tenant = await make_tenant(db)
+        mine = await make_user(db, tenant, Role.agent)
+        other = await make_user(db, tenant, Role.agent)
+        boss = await make_user(db, tenant, Role.supervisor)
+        tokens = {u.id: await make_token(db, u) for u in (mine, other, boss)}
+        async with (
+            socket(server.ws, tokens[mine.id]) as ws_mine,
+            socket(server.ws, tokens[other.id]) as ws_other,
+            socket(server.ws, tokens[boss.id]) as ws_boss,
+        ):
+            for ws in (ws_mine, ws_other, ws_boss):
+                await next_message(ws, "hello")
+            async with db.session(Scope.tenant(tenant.id)) as session:
+                contact = await contacts.find_or_create_by_identity(
+                    session, IdentityKind.webchat, "private-visitor"
+                )
+                interaction = await conversations.open_interaction(
+                    session, channel=Channel.webchat, contact_id=contact.id
+                )
+                interaction.agent_id = mine.id
+                await conversations.add_message(
+                    session,
+                    interaction,
+                    direction=MessageDirection.inbound,
+                    author_kind="contact",
+                    body="my card number is secret",
+                )
+            for ws in (ws_mine, ws_boss):
+                event = (await next_message(ws, "event"))["event"]
+                assert event["type"] == "message.added"
+                assert event["data"]["body"] == "my card number is secret"
+            with pytest.raises(TimeoutError):
+                await next_message(ws_other, "event", timeout=1.5)

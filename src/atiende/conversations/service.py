@@ -92,6 +92,12 @@ async def changed(session: AsyncSession, interaction: Interaction, change: str) 
     )
 
 
+def content_audience(interaction: Interaction) -> list[uuid.UUID]:
+    """Who gets a conversation's content live: the agent working it (supervisors and admins
+    always do). Everyone else reads it, if allowed, through the API."""
+    return [interaction.agent_id] if interaction.agent_id else []
+
+
 async def open_interaction(
     session: AsyncSession,
     *,
@@ -221,6 +227,7 @@ async def add_message(
             created_at=instant.isoformat(),
         ),
         tenant_id=interaction.tenant_id,
+        audience=content_audience(interaction),
     )
     return message, True
 
@@ -587,5 +594,6 @@ async def set_message_status(
             interaction_id=message.interaction_id, message_id=message.id, status=status.value
         ),
         tenant_id=message.tenant_id,
+        audience=content_audience(await get_interaction(session, message.interaction_id)),
     )
     return True

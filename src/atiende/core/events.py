@@ -47,6 +47,9 @@ class EventEnvelope(BaseModel):
     tenant_id: uuid.UUID | None
     occurred_at: datetime
     data: dict[str, Any]
+    # None: every user of the tenant. A list: only those users, plus supervisors and admins
+    # (conversation content goes only to the agent working it).
+    audience: list[uuid.UUID] | None = None
 
 
 class EventRecord(Base):
@@ -63,6 +66,7 @@ class EventRecord(Base):
     type: Mapped[str] = mapped_column(String(100))
     occurred_at: Mapped[datetime]
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    audience: Mapped[list[str] | None] = mapped_column(JSON)
 
     def envelope(self) -> EventEnvelope:
         return EventEnvelope(
@@ -71,6 +75,7 @@ class EventRecord(Base):
             tenant_id=self.tenant_id,
             occurred_at=self.occurred_at,
             data=self.data,
+            audience=None if self.audience is None else [uuid.UUID(a) for a in self.audience],
         )
 
 
@@ -79,13 +84,18 @@ async def emit(
     event: DomainEvent,
     *,
     tenant_id: uuid.UUID | None = None,
+    audience: Sequence[uuid.UUID] | None = None,
 ) -> EventEnvelope:
     """Record ``event`` in this unit of work; it is published once the unit commits.
 
-    The tenant defaults to the session's scope. The publisher is whatever the application put
-    in ``session.info`` (the bus); without one the event is only logged.
+    The tenant defaults to the session's scope. ``audience`` narrows who receives it (see
+    ``EventEnvelope.audience``). The publisher is whatever the application put in
+    ``session.info`` (the bus); without one the event is only logged.
     """
-    return (await emit_many(session, [event], tenant_id=tenant_id))[0]
+    envelopes = await emit_many(
+        session, [event], tenant_id=tenant_id, audiences=None if audience is None else [audience]
+    )
+    return envelopes[0]
 
 
 EVENT_LOG = cast(Table, EventRecord.__table__)
@@ -96,22 +106,26 @@ async def emit_many(
     events: Sequence[DomainEvent],
     *,
     tenant_id: uuid.UUID | None = None,
+    audiences: Sequence[Sequence[uuid.UUID] | None] | None = None,
 ) -> list[EventEnvelope]:
-    """``emit`` for a batch: one INSERT … RETURNING, published in order after the commit."""
+    """``emit`` for a batch: one INSERT … RETURNING, published in order after the commit.
+    ``audiences``, when given, has one entry per event."""
     if not events:
         return []
     scope = session_scope(session)
     if tenant_id is None and scope is not None:
         tenant_id = scope.tenant_id
     instant = now(session)
-    rows = [
+    per_event = list(audiences) if audiences is not None else [None] * len(events)
+    rows: list[dict[str, Any]] = [
         {
             "tenant_id": tenant_id,
             "type": event.event_type,
             "occurred_at": instant,
             "data": event.model_dump(mode="json"),
+            "audience": None if audience is None else sorted({str(a) for a in audience}),
         }
-        for event in events
+        for event, audience in zip(events, per_event, strict=True)
     ]
     await session.flush()  # keep the log in the order of the unit of work's other writes
     result = await session.execute(
@@ -124,6 +138,7 @@ async def emit_many(
             tenant_id=tenant_id,
             occurred_at=instant,
             data=row["data"],
+            audience=None if row["audience"] is None else [uuid.UUID(a) for a in row["audience"]],
         )
         for row, new_id in zip(rows, result.scalars().all(), strict=True)
     ]

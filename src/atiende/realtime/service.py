@@ -16,10 +16,21 @@ EVENT_RETENTION = timedelta(days=7)
 BACKLOG_LIMIT = 1000
 
 
-def visible_to(envelope: EventEnvelope, tenant_id: uuid.UUID | None, topics: Sequence[str]) -> bool:
+def visible_to(
+    envelope: EventEnvelope,
+    tenant_id: uuid.UUID | None,
+    topics: Sequence[str],
+    *,
+    user_id: uuid.UUID | None = None,
+    sees_everything: bool = False,
+) -> bool:
     """A tenant's users see that tenant's events; vendor staff see vendor-level events.
-    ``topics`` are event-type prefixes (``user``, ``tenant.updated``); empty means all."""
+    An event with an audience (conversation content) reaches only those users, and those who
+    see everything (supervisors, admins). ``topics`` are event-type prefixes (``user``,
+    ``tenant.updated``); empty means all."""
     if envelope.tenant_id != tenant_id:
+        return False
+    if envelope.audience is not None and not sees_everything and user_id not in envelope.audience:
         return False
     return not topics or any(
         envelope.type == topic or envelope.type.startswith(topic + ".") for topic in topics

@@ -674,6 +674,7 @@ async def _apply(
     timeline: list[dict[str, Any]] = []
     assigned: list[dict[str, Any]] = []
     events: list[Any] = []
+    audiences: list[list[uuid.UUID] | None] = []
     timeouts: dict[datetime, list[uuid.UUID]] = defaultdict(list)
     for decision in decisions:
         item = waiting[decision.interaction_id]
@@ -709,8 +710,10 @@ async def _apply(
             assigned.append({"b_id": item.interaction_id, "b_agent": single})
             timeline.append(_event(tenant_id, item, "assigned", single, instant))
             events.append(_changed(item, InteractionStatus.assigned, single, "assigned"))
+            audiences.append(None)
             continue
         events.append(_changed(item, InteractionStatus.offered, None, "offered"))
+        audiences.append(None)
         for offer in made:
             timeouts[expires].append(offer.id)
             events.append(
@@ -723,6 +726,7 @@ async def _apply(
                     expires_at=expires.isoformat(),
                 )
             )
+            audiences.append([offer.agent_id])
     # Core bulk inserts: thousands of rows per round at a fraction of an ORM flush's cost.
     await session.execute(
         insert(OFFERS),
@@ -767,7 +771,7 @@ async def _apply(
             update(AGENTS).where(AGENTS.c.user_id.in_(chunk)).values(last_offer_at=instant)
         )
     await session.flush()
-    await emit_many(session, events, tenant_id=tenant_id)
+    await emit_many(session, events, tenant_id=tenant_id, audiences=audiences)
     for expires, offer_ids in timeouts.items():
         await jobs.schedule(
             session,

@@ -34,6 +34,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from atiende.core.db import Scope
 from atiende.core.events import EventEnvelope
 from atiende.core.metrics import EVENTS_DELIVERED, WEBSOCKETS
+from atiende.identity.models import Role
 from atiende.realtime import service as realtime
 from atiende.web.deps import SESSION_COOKIE, Principal, bearer_of, resolve_principal
 from atiende.web.state import AppState
@@ -44,6 +45,8 @@ router = APIRouter()
 # How far behind the newest sent id a heartbeat re-reads; ids are allocated before commit,
 # so a slow transaction can land slightly below ids already delivered.
 REREAD_WINDOW = 200
+# Roles that receive conversation events of every agent (the wallboard, reading any chat).
+SEES_EVERYTHING = frozenset({Role.supervisor, Role.admin})
 RECENT_IDS = 5000
 WS_POLICY_VIOLATION = 1008
 
@@ -72,8 +75,18 @@ class Subscriber:
         # connection is not sent events from before it connected.
         self.floor = 0
 
+    def visible(self, envelope: EventEnvelope) -> bool:
+        return realtime.visible_to(
+            envelope,
+            self.principal.tenant_id,
+            self.topics,
+            user_id=self.principal.user_id,
+            sees_everything=self.principal.role in SEES_EVERYTHING
+            or self.principal.actor.is_vendor,
+        )
+
     def offer(self, envelope: EventEnvelope) -> None:
-        if not realtime.visible_to(envelope, self.principal.tenant_id, self.topics):
+        if not self.visible(envelope):
             return
         with contextlib.suppress(asyncio.QueueFull):
             # Too slow a reader loses live events here; the heartbeat re-read refills them.
@@ -82,7 +95,7 @@ class Subscriber:
     async def send(self, envelope: EventEnvelope) -> None:
         if envelope.id in self.sent_set:
             return
-        if not realtime.visible_to(envelope, self.principal.tenant_id, self.topics):
+        if not self.visible(envelope):
             return
         await self.websocket.send_text(
             json.dumps({"type": "event", "event": envelope.model_dump(mode="json")})

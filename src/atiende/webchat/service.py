@@ -640,6 +640,7 @@ async def typing(session: AsyncSession, widget: Widget, visitor: Visitor) -> boo
         session,
         Typing(interaction_id=interaction.id, author_kind=AUTHOR_CONTACT),
         tenant_id=interaction.tenant_id,
+        audience=conversations.content_audience(interaction),
     )
     return True
 

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("type", sa.String(length=100), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("audience", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_log")),
         sqlite_autoincrement=True,
     )
