@@ -70,12 +70,28 @@ def navigation(role: Role, *, agent_profile: bool = False) -> list[NavItem]:
         items.append(NavItem("/wallboard", _("Wallboard"), "wallboard"))
     if role in {Role.admin, Role.supervisor, Role.vendor_admin}:
         items.append(NavItem("/users", _("Users"), "users"))
+    if role in SUPERVISING:
+        # Contact-center configuration: admins write, supervisors read (admin_*.html).
+        items.extend(NavItem(path, label, "audit") for path, label in _admin_pages())
     if role in {Role.admin, Role.vendor_admin}:
         items.append(NavItem("/audit", _("Audit log"), "audit"))
     if role in {Role.vendor_admin, Role.vendor_billing, Role.vendor_support}:
         items.append(NavItem("/tenants", _("Tenants"), "tenants"))
     items.append(NavItem("/account", _("My account"), "account"))
     return items
+
+
+def _admin_pages() -> list[tuple[str, str]]:
+    """The configuration pages, in menu order (labels translated at call time)."""
+    return [
+        ("/admin/queues", _("Queues")),
+        ("/admin/agents", _("Agent profiles")),
+        ("/admin/skills", _("Skills")),
+        ("/admin/schedules", _("Opening hours")),
+        ("/admin/break-reasons", _("Break reasons")),
+        ("/admin/canned-responses", _("Canned responses")),
+        ("/admin/webchat", _("Web chat")),
+    ]
 
 
 def role_label(role: Role) -> str:
@@ -245,6 +261,20 @@ router.add_api_route(
     response_class=HTMLResponse,
 )
 router.add_api_route("/account", _page("account.html"), response_class=HTMLResponse)
+# Configuration pages: the API decides what each role may change; supervisors read.
+for _path, _template in (
+    ("/admin/queues", "admin_queues.html"),
+    ("/admin/agents", "admin_agents.html"),
+    ("/admin/skills", "admin_skills.html"),
+    ("/admin/schedules", "admin_schedules.html"),
+    ("/admin/holidays", "admin_schedules.html"),
+    ("/admin/break-reasons", "admin_break_reasons.html"),
+    ("/admin/canned-responses", "admin_canned.html"),
+    ("/admin/webchat", "admin_webchat.html"),
+):
+    router.add_api_route(
+        _path, _page(_template, Role.admin, Role.supervisor), response_class=HTMLResponse
+    )
 
 
 # --- the agent desktop and the supervisor wallboard ----------------------------------------
