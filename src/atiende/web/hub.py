@@ -26,7 +26,6 @@ import contextlib
 import json
 import logging
 from collections import deque
-from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -37,6 +36,7 @@ from atiende.core.metrics import EVENTS_DELIVERED, WEBSOCKETS
 from atiende.identity.models import Role
 from atiende.realtime import service as realtime
 from atiende.web.deps import SESSION_COOKIE, Principal, bearer_of, resolve_principal
+from atiende.web.socket_pump import pump
 from atiende.web.state import AppState
 
 log = logging.getLogger(__name__)
@@ -175,44 +175,24 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
 
 async def _pump(state: AppState, sub: Subscriber, heartbeat: float) -> None:
-    loop = asyncio.get_running_loop()
-    last_heard = loop.time()
-    next_beat = last_heard + heartbeat
-    receiver: asyncio.Task[Any] = asyncio.create_task(sub.websocket.receive_text())
-    try:
-        while True:
-            getter = asyncio.create_task(sub.queue.get())
-            done, _ = await asyncio.wait(
-                {getter, receiver},
-                timeout=max(0.0, next_beat - loop.time()),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if getter in done:
-                await sub.send(getter.result())
-            else:
-                getter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await getter
-            if receiver in done:
-                _handle_client_message(sub, receiver.result())
-                last_heard = loop.time()
-                receiver = asyncio.create_task(sub.websocket.receive_text())
-            if loop.time() >= next_beat:
-                if loop.time() - last_heard > 3 * heartbeat:
-                    await sub.websocket.close(code=1001, reason="heartbeat_timeout")
-                    return
-                if await _authenticate(state, sub.websocket) is None:
-                    await sub.websocket.close(code=WS_POLICY_VIOLATION, reason="session_ended")
-                    return
-                await _fill_from_log(state, sub, max(sub.floor, sub.high_water - REREAD_WINDOW))
-                await sub.websocket.send_text(
-                    json.dumps({"type": "heartbeat", "last_event_id": sub.high_water})
-                )
-                next_beat = loop.time() + heartbeat
-    finally:
-        receiver.cancel()
-        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-            await receiver
+    async def beat() -> str | None:
+        if await _authenticate(state, sub.websocket) is None:
+            return "session_ended"
+        await _fill_from_log(state, sub, max(sub.floor, sub.high_water - REREAD_WINDOW))
+        await sub.websocket.send_text(
+            json.dumps({"type": "heartbeat", "last_event_id": sub.high_water})
+        )
+        return None
+
+    await pump(
+        sub.websocket,
+        sub.queue,
+        heartbeat=heartbeat,
+        send=sub.send,
+        on_message=lambda text: _handle_client_message(sub, text),
+        on_beat=beat,
+        policy_close_code=WS_POLICY_VIOLATION,
+    )
 
 
 def _handle_client_message(sub: Subscriber, text: str) -> None:

@@ -38,6 +38,7 @@ from atiende.core.db import SCOPE_KEY, Scope
 from atiende.core.errors import AtiendeError
 from atiende.core.events import EventEnvelope
 from atiende.realtime import service as realtime
+from atiende.web.socket_pump import pump
 from atiende.web.state import AppState
 from atiende.webchat import service
 from atiende.webchat.models import Visitor, Widget
@@ -244,46 +245,26 @@ async def visitor_socket(websocket: WebSocket, key: str) -> None:
 
 
 async def _pump(state: AppState, sub: VisitorSubscriber, key: str, heartbeat: float) -> None:
-    loop = asyncio.get_running_loop()
-    last_heard = loop.time()
-    next_beat = last_heard + heartbeat
-    receiver: asyncio.Task[Any] = asyncio.create_task(sub.websocket.receive_text())
-    try:
-        while True:
-            getter = asyncio.create_task(sub.queue.get())
-            done, _ = await asyncio.wait(
-                {getter, receiver},
-                timeout=max(0.0, next_beat - loop.time()),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if getter in done:
-                await sub.send(getter.result())
-            else:
-                getter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await getter
-            if receiver in done:
-                receiver.result()  # raises WebSocketDisconnect when the visitor left
-                last_heard = loop.time()
-                receiver = asyncio.create_task(sub.websocket.receive_text())
-            if loop.time() >= next_beat:
-                if loop.time() - last_heard > 3 * heartbeat:
-                    await sub.websocket.close(code=1001, reason="heartbeat_timeout")
-                    return
-                found = await _authenticate(state, sub.websocket, key)
-                if isinstance(found, str):
-                    await sub.websocket.close(code=WS_POLICY_VIOLATION, reason=found)
-                    return
-                await sub.refresh_contacts()
-                await sub.fill_from_log(max(sub.floor, sub.high_water - REREAD_WINDOW))
-                await sub.websocket.send_text(
-                    json.dumps({"type": "heartbeat", "last_event_id": sub.high_water})
-                )
-                next_beat = loop.time() + heartbeat
-    finally:
-        receiver.cancel()
-        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-            await receiver
+    async def beat() -> str | None:
+        found = await _authenticate(state, sub.websocket, key)
+        if isinstance(found, str):
+            return found
+        await sub.refresh_contacts()
+        await sub.fill_from_log(max(sub.floor, sub.high_water - REREAD_WINDOW))
+        await sub.websocket.send_text(
+            json.dumps({"type": "heartbeat", "last_event_id": sub.high_water})
+        )
+        return None
+
+    await pump(
+        sub.websocket,
+        sub.queue,
+        heartbeat=heartbeat,
+        send=sub.send,
+        on_message=lambda text: None,  # visitors only answer heartbeats; nothing to act on
+        on_beat=beat,
+        policy_close_code=WS_POLICY_VIOLATION,
+    )
 
 
 # Who owns which interaction, shared by every visitor socket of this process: each new
