@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.conversations import service as conversations
@@ -399,25 +399,26 @@ async def _loads(
     return loads
 
 
+def _pools_of(queue: Queue) -> tuple[str, ...]:
+    channels = set(queue.channels or ())
+    pools = []
+    if "voice" in channels:
+        pools.append(strategies.VOICE)
+    if channels - {"voice"}:
+        pools.append(strategies.CHAT)
+    return tuple(pools)
+
+
 async def snapshot(session: AsyncSession) -> Snapshot:
     """What a routing round decides on. Agents first: only queues where some available member
     has free capacity matter, and of their waiting interactions only as many as could be
     placed (the oldest, plus every prioritised one), so a long backlog that nobody can take
     costs nothing per round."""
     instant = now(session)
+    tenant_id = require_tenant(session)
     queue_rows = {q.id: q for q in (await session.scalars(select(Queue))).all()}
     calendars = await _calendars(session, list(queue_rows.values()))
-    agents = await _available_agents(session)
-    members: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    for chunk in _chunks([a.agent_id for a in agents]):
-        for queue_id, agent_id in (
-            await session.execute(
-                select(QueueMember.queue_id, QueueMember.agent_id).where(
-                    QueueMember.agent_id.in_(chunk)
-                )
-            )
-        ).all():
-            members[queue_id].add(agent_id)
+    agents, members = await _available_agents(session)
     queues = {
         q.id: strategies.QueueRules(
             queue_id=q.id,
@@ -436,7 +437,7 @@ async def snapshot(session: AsyncSession) -> Snapshot:
         (queue_id, pool): sum(max(0, by_id[m].free(pool)) for m in rules.members if m in by_id)
         for queue_id, rules in queues.items()
         if rules.is_open
-        for pool in (strategies.VOICE, strategies.CHAT)
+        for pool in _pools_of(queue_rows[queue_id])
     }
     rows: list[Any] = []
     columns = (
@@ -447,6 +448,9 @@ async def snapshot(session: AsyncSession) -> Snapshot:
         Interaction.priority,
         Interaction.contact_id,
     )
+    # One statement for every queue and pool with room: the oldest that could be placed, plus
+    # every prioritised one (ageing may not lift an old one above those, so both are needed).
+    parts: list[Any] = []
     for (queue_id, pool), slots in room.items():
         if slots <= 0:
             continue
@@ -455,19 +459,25 @@ async def snapshot(session: AsyncSession) -> Snapshot:
             if pool == strategies.VOICE
             else Interaction.channel != Channel.voice
         )
-        waiting_here = (
-            (Interaction.status == InteractionStatus.queued)
-            & (Interaction.queue_id == queue_id)
-            & in_pool
+        waiting_here = and_(
+            # Spelled out: the scoping hook does not reach into the compound's subqueries.
+            Interaction.tenant_id == tenant_id,
+            Interaction.status == InteractionStatus.queued,
+            Interaction.queue_id == queue_id,
+            in_pool,
         )
-        oldest = await session.execute(
-            select(*columns).where(waiting_here).order_by(Interaction.enqueued_at).limit(slots + 50)
+        oldest = (
+            select(*columns)
+            .where(waiting_here)
+            .order_by(Interaction.enqueued_at)
+            .limit(slots + 50)
+            .subquery()
         )
-        prioritised = await session.execute(
-            select(*columns).where(waiting_here, Interaction.priority != 0)
-        )
+        parts.append(select(*oldest.c))
+        parts.append(select(*columns).where(waiting_here, Interaction.priority != 0))
+    if parts:
         seen: set[uuid.UUID] = set()
-        for row in [*oldest.all(), *prioritised.all()]:
+        for row in (await session.execute(union_all(*parts))).all():
             if row.id not in seen:
                 seen.add(row.id)
                 rows.append(row)
@@ -511,11 +521,15 @@ def _chunks(ids: Sequence[uuid.UUID], size: int = CHUNK) -> list[Sequence[uuid.U
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
-async def _available_agents(session: AsyncSession) -> list[strategies.AgentView]:
-    """Available agents with room in at least one pool, read from the load counters."""
-    agent_rows = (
-        await session.scalars(
-            select(Agent)
+async def _available_agents(
+    session: AsyncSession,
+) -> tuple[list[strategies.AgentView], dict[uuid.UUID, set[uuid.UUID]]]:
+    """Available agents with room in at least one pool (read from the load counters), and
+    the queues each of them serves."""
+    rows = (
+        await session.execute(
+            select(Agent, QueueMember.queue_id)
+            .outerjoin(QueueMember, QueueMember.agent_id == Agent.user_id)
             .where(
                 Agent.presence == Presence.available,
                 (Agent.voice_load < Agent.voice_capacity) | (Agent.chat_load < Agent.chat_capacity),
@@ -523,8 +537,14 @@ async def _available_agents(session: AsyncSession) -> list[strategies.AgentView]
             .execution_options(populate_existing=True)
         )
     ).all()
+    agent_rows: dict[uuid.UUID, Agent] = {}
+    members: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+    for agent, queue_id in rows:
+        agent_rows[agent.user_id] = agent
+        if queue_id is not None:
+            members[queue_id].add(agent.user_id)
     skills: dict[uuid.UUID, dict[uuid.UUID, int]] = defaultdict(dict)
-    for chunk in _chunks([a.user_id for a in agent_rows]):
+    for chunk in _chunks(list(agent_rows)):
         for agent_id, skill_id, level in (
             await session.execute(
                 select(AgentSkill.agent_id, AgentSkill.skill_id, AgentSkill.level).where(
@@ -533,7 +553,7 @@ async def _available_agents(session: AsyncSession) -> list[strategies.AgentView]
             )
         ).all():
             skills[agent_id][skill_id] = level
-    return [
+    views = [
         strategies.AgentView(
             agent_id=a.user_id,
             licence=a.licence.value,
@@ -544,8 +564,9 @@ async def _available_agents(session: AsyncSession) -> list[strategies.AgentView]
             idle_since=a.idle_since,
             last_offer_at=a.last_offer_at,
         )
-        for a in agent_rows
+        for a in agent_rows.values()
     ]
+    return views, members
 
 
 async def _held(session: AsyncSession, agent_id: uuid.UUID) -> dict[str, int]:
