@@ -491,3 +491,72 @@ async def test_wallboard_counts_an_answer_once_even_after_a_transfer(
     assert (stats.offered_today, stats.answered_today, stats.answered_in_sl_today) == (2, 2, 1)
     assert stats.service_level_today == 50.0
     assert stats.waiting == 0
+
+
+async def test_wallboard_shows_how_long_the_oldest_has_waited(
+    app, db: Database, clock: TestClock
+) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant)
+    await arrive(db, tenant, queue)
+    clock.advance(30)
+    await arrive(db, tenant, queue)
+    clock.advance(15)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        stats = {s.queue_id: s for s in await routing.queue_stats(session)}[queue.id]
+    assert (stats.waiting, stats.longest_wait_seconds) == (2, 45.0)
+    assert stats.service_level_today is None  # nothing answered or abandoned yet
+
+
+async def test_a_full_queue_sends_new_arrivals_to_its_overflow_queue(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    overflow = await make_queue(db, tenant, name="overflow")
+    queue = await make_queue(db, tenant, max_queue_length=2, overflow_queue_id=overflow.id)
+    ids = [await arrive(db, tenant, queue) for _ in range(3)]
+    queues = [(await get(db, tenant, i)).queue_id for i in ids]
+    assert queues == [queue.id, queue.id, overflow.id]
+    assert "overflowed" in await timeline(db, tenant, ids[2])
+
+
+async def test_a_closed_queue_can_send_arrivals_to_another_queue(app, db: Database) -> None:
+    from atiende.routing.models import ClosedAction, Schedule
+
+    tenant = await make_tenant(db)
+    night = await make_queue(db, tenant, name="night", auto_accept=True)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        never = Schedule(name="never", time_zone="UTC", weekly={}, created_at=db.clock.now())
+        session.add(never)
+    day = await make_queue(
+        db,
+        tenant,
+        name="day",
+        schedule_id=never.id,
+        closed_action=ClosedAction.transfer,
+        closed_queue_id=night.id,
+    )
+    agent_id = await make_agent(db, tenant, day, night)
+    interaction = await get(db, tenant, await arrive(db, tenant, day))
+    assert (interaction.queue_id, interaction.agent_id) == (night.id, agent_id)
+    assert "closed_transfer" in await timeline(db, tenant, interaction.id)
+
+
+async def test_a_closed_queue_offers_nothing_and_auto_replies_once(app, db: Database) -> None:
+    from atiende.routing.models import Schedule
+
+    tenant = await make_tenant(db)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        never = Schedule(name="never", time_zone="UTC", weekly={}, created_at=db.clock.now())
+        session.add(never)
+    queue = await make_queue(db, tenant, schedule_id=never.id, closed_message="We open at nine.")
+    await make_agent(db, tenant, queue)
+    first = await arrive(db, tenant, queue, who="ana")
+    assert (await get(db, tenant, first)).status is InteractionStatus.queued
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        replies = (
+            await session.scalars(
+                select(Message.body).where(
+                    Message.interaction_id == first, Message.direction == MessageDirection.outbound
+                )
+            )
+        ).all()
+    assert replies == ["We open at nine."]
