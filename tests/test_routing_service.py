@@ -560,3 +560,23 @@ async def test_a_closed_queue_offers_nothing_and_auto_replies_once(app, db: Data
             )
         ).all()
     assert replies == ["We open at nine."]
+
+
+async def test_the_sweep_repairs_drifted_counters_and_routes_what_waits(
+    app, db: Database, clock: TestClock, settings: Settings
+) -> None:
+    from atiende.routing.tasks import schedule_sweep
+
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, auto_accept=True)
+    agent_id = await make_agent(db, tenant, queue)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        (await session.get(Agent, agent_id)).chat_load = 4  # type: ignore[union-attr]
+    waiting = await arrive(db, tenant, queue)
+    assert (await get(db, tenant, waiting)).status is InteractionStatus.queued, "looks full"
+    async with db.session(Scope.system()) as session:
+        await schedule_sweep(session)
+    clock.advance(60)
+    await JobRunner(db, build_registry(), settings).run_due()
+    assert (await get(db, tenant, waiting)).agent_id == agent_id
+    assert await counters_match_truth(db, tenant)

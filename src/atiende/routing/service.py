@@ -1307,17 +1307,14 @@ async def settle() -> None:
         await asyncio.gather(*list(_running.values()), return_exceptions=True)
 
 
-async def tenants_waiting(session: AsyncSession) -> list[uuid.UUID]:
-    """System scope: tenants with interactions waiting or offers expiring (the sweep)."""
-    return list(
-        (
-            await session.scalars(
-                select(Interaction.tenant_id)
-                .where(Interaction.status == InteractionStatus.queued)
-                .distinct()
-            )
-        ).all()
-    )
+async def tenants_to_sweep(session: AsyncSession) -> list[uuid.UUID]:
+    """System scope: tenants with work waiting or agents available (the sweep recounts their
+    load counters and routes them), in a fixed order so sweeps lock tenants alike."""
+    waiting = select(Interaction.tenant_id).where(Interaction.status == InteractionStatus.queued)
+    staffed = select(Agent.tenant_id).where(Agent.presence == Presence.available)
+    found = set((await session.scalars(waiting.distinct())).all())
+    found |= set((await session.scalars(staffed.distinct())).all())
+    return sorted(found)
 
 
 # --- views ----------------------------------------------------------------------------------

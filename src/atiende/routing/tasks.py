@@ -30,7 +30,7 @@ async def wrap_up_end(session: AsyncSession, payload: dict[str, Any], ctx: JobCo
 
 
 async def sweep(session: AsyncSession, payload: dict[str, Any], ctx: JobContext) -> None:
-    for tenant_id in await service.tenants_waiting(session):
+    for tenant_id in await service.tenants_to_sweep(session):
         session.info[SCOPE_KEY] = Scope.tenant(tenant_id)
         try:
             await service.recount_loads(session)
