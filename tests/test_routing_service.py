@@ -580,3 +580,18 @@ async def test_the_sweep_repairs_drifted_counters_and_routes_what_waits(
     await JobRunner(db, build_registry(), settings).run_due()
     assert (await get(db, tenant, waiting)).agent_id == agent_id
     assert await counters_match_truth(db, tenant)
+
+
+async def test_agents_get_the_directory_of_their_own_tenant(app, db: Database) -> None:
+    from factories import caller
+
+    tenant, other = await make_tenant(db), await make_tenant(db)
+    queue = await make_queue(db, tenant, name="Ventas")
+    await make_queue(db, other, name="Secret queue")
+    colleague = await make_agent(db, tenant, queue)
+    agent = await caller(app, tenant, Role.agent)
+    response = await agent.client.get("/api/v1/directory")
+    assert response.status_code == 200
+    body = response.json()
+    assert [q["name"] for q in body["queues"]] == ["Ventas"]
+    assert str(colleague) in {a["id"] for a in body["agents"]}

@@ -134,3 +134,10 @@ async def wallboard(session: Session, principal: Principal = Supervisor) -> Wall
         agents=[AgentBoardOut(**dataclasses.asdict(a)) for a in agents],
         generated_at=now(session),
     )
+
+
+@router.get("/directory")
+async def directory(principal: CurrentPrincipal, session: Session) -> dict[str, object]:
+    """Names every user of the tenant may need at work: queues and agents (transfer targets)
+    and the active break reasons."""
+    return await service.directory(session)

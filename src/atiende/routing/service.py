@@ -48,7 +48,7 @@ from atiende.core.db import (
 from atiende.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from atiende.core.events import emit, emit_many
 from atiende.identity.actor import Actor
-from atiende.identity.models import Role
+from atiende.identity.models import Role, User
 from atiende.jobs import service as jobs
 from atiende.routing import strategies
 from atiende.routing.events import AgentStateChanged, OfferClosed, OfferCreated
@@ -1318,6 +1318,48 @@ async def tenants_to_sweep(session: AsyncSession) -> list[uuid.UUID]:
 
 
 # --- views ----------------------------------------------------------------------------------
+
+
+async def has_agent_profile(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    return await session.get(Agent, user_id) is not None
+
+
+async def directory(session: AsyncSession) -> dict[str, Any]:
+    """Names the work pages need and agents may not list through the admin API: queues and
+    agents (transfer targets, live presence comes over the websocket) and break reasons."""
+    queues = await session.execute(
+        select(Queue.id, Queue.name, Queue.channels).order_by(Queue.name)
+    )
+    agents = await session.execute(
+        select(Agent.user_id, User.name, Agent.licence, Agent.presence)
+        .join(User, User.id == Agent.user_id)
+        .where(User.is_active)
+        .order_by(User.name)
+    )
+    reasons = await session.execute(
+        select(BreakReason.id, BreakReason.name, BreakReason.is_no_answer)
+        .where(BreakReason.is_active)
+        .order_by(BreakReason.name)
+    )
+    return {
+        "queues": [
+            {"id": str(row.id), "name": row.name, "channels": list(row.channels or [])}
+            for row in queues
+        ],
+        "agents": [
+            {
+                "id": str(row.user_id),
+                "name": row.name,
+                "licence": row.licence.value,
+                "presence": row.presence.value,
+            }
+            for row in agents
+        ],
+        "break_reasons": [
+            {"id": str(row.id), "name": row.name, "is_no_answer": row.is_no_answer}
+            for row in reasons
+        ],
+    }
 
 
 @dataclass(frozen=True, slots=True)

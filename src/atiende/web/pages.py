@@ -15,8 +15,6 @@ import jinja2
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende import __version__
 from atiende.core import i18n
@@ -25,8 +23,8 @@ from atiende.core.errors import AtiendeError, NotAuthenticated
 from atiende.core.security import secrets_equal
 from atiende.identity import service as identity
 from atiende.identity.api import login
-from atiende.identity.models import Role, User
-from atiende.routing.models import Agent, BreakReason, Queue
+from atiende.identity.models import Role
+from atiende.routing import service as routing_service
 from atiende.web.deps import (
     LANG_COOKIE,
     SESSION_COOKIE,
@@ -269,19 +267,20 @@ for _path, _template in (
     ("/admin/schedules", "admin_schedules.html"),
     ("/admin/holidays", "admin_schedules.html"),
     ("/admin/break-reasons", "admin_break_reasons.html"),
-    ("/admin/canned-responses", "admin_canned.html"),
     ("/admin/webchat", "admin_webchat.html"),
 ):
     router.add_api_route(
         _path, _page(_template, Role.admin, Role.supervisor), response_class=HTMLResponse
     )
+# Agents keep their own canned responses here too (and see, not change, the tenant's).
+router.add_api_route(
+    "/admin/canned-responses",
+    _page("admin_canned.html", Role.admin, Role.supervisor, Role.agent),
+    response_class=HTMLResponse,
+)
 
 
 # --- the agent desktop and the supervisor wallboard ----------------------------------------
-
-
-async def _has_agent_profile(session: AsyncSession, principal: Principal) -> bool:
-    return await session.get(Agent, principal.user_id) is not None
 
 
 async def _note_agent_profile(request: Request, principal: Principal) -> None:
@@ -289,45 +288,9 @@ async def _note_agent_profile(request: Request, principal: Principal) -> None:
     if principal.role not in SUPERVISING or principal.tenant_id is None:
         return
     async with app_state(request).db.session(principal.scope, read_only=True) as session:
-        request.state.agent_profile = await _has_agent_profile(session, principal)
-
-
-async def _directory(session: AsyncSession) -> dict[str, Any]:
-    """Names the work pages need and agents may not list through the admin API: queues and
-    agents (transfer targets, live presence comes over the websocket) and break reasons."""
-    queues = await session.execute(
-        select(Queue.id, Queue.name, Queue.channels).order_by(Queue.name)
-    )
-    agents = await session.execute(
-        select(Agent.user_id, User.name, Agent.licence, Agent.presence)
-        .join(User, User.id == Agent.user_id)
-        .where(User.is_active)
-        .order_by(User.name)
-    )
-    reasons = await session.execute(
-        select(BreakReason.id, BreakReason.name, BreakReason.is_no_answer)
-        .where(BreakReason.is_active)
-        .order_by(BreakReason.name)
-    )
-    return {
-        "queues": [
-            {"id": str(row.id), "name": row.name, "channels": list(row.channels or [])}
-            for row in queues
-        ],
-        "agents": [
-            {
-                "id": str(row.user_id),
-                "name": row.name,
-                "licence": row.licence.value,
-                "presence": row.presence.value,
-            }
-            for row in agents
-        ],
-        "break_reasons": [
-            {"id": str(row.id), "name": row.name, "is_no_answer": row.is_no_answer}
-            for row in reasons
-        ],
-    }
+        request.state.agent_profile = await routing_service.has_agent_profile(
+            session, principal.user_id
+        )
 
 
 @router.get("/desktop", response_class=HTMLResponse)
@@ -338,8 +301,8 @@ async def desktop(request: Request, principal: OptionalPrincipal) -> Response:
     if not allowed or signed_in.tenant_id is None:
         return render(request, "forbidden.html", signed_in, status_code=403)
     async with app_state(request).db.session(signed_in.scope, read_only=True) as session:
-        profile = await _has_agent_profile(session, signed_in)
-        directory = await _directory(session) if profile else {}
+        profile = await routing_service.has_agent_profile(session, signed_in.user_id)
+        directory = await routing_service.directory(session) if profile else {}
     request.state.agent_profile = profile
     if not profile and signed_in.role is not Role.agent:
         return render(request, "forbidden.html", signed_in, status_code=403)
@@ -353,8 +316,10 @@ async def wallboard(request: Request, principal: OptionalPrincipal) -> Response:
     if signed_in.role not in SUPERVISING or signed_in.tenant_id is None:
         return render(request, "forbidden.html", signed_in, status_code=403)
     async with app_state(request).db.session(signed_in.scope, read_only=True) as session:
-        request.state.agent_profile = await _has_agent_profile(session, signed_in)
-        directory = await _directory(session)
+        request.state.agent_profile = await routing_service.has_agent_profile(
+            session, signed_in.user_id
+        )
+        directory = await routing_service.directory(session)
     return render(request, "wallboard.html", signed_in, directory=directory)
 
 

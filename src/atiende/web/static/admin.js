@@ -30,7 +30,7 @@
     }
     return text;
   }
-  const labels = (group) => A.STRINGS[group] || {};
+  const labels = (group) => LOCAL[group] || A.STRINGS[group] || {};
 
   // --- forms ------------------------------------------------------------------------------
 
@@ -210,7 +210,7 @@
    * A list and its form over one collection. options:
    *   endpoint, list (table or container), form, canWrite, empty (text),
    *   row(item, actions) → element, body(form, editing) → JSON, fill(form, item),
-   *   name(item), canDelete(item), onEdit(item|null), onLoaded(items)
+   *   name(item), canEdit(item), canDelete(item), onEdit(item|null), onLoaded(items)
    */
   function collection(page, options) {
     const form = options.form;
@@ -244,7 +244,8 @@
 
     function actions(item) {
       const list = [];
-      if (form) {
+      const editable = !options.canEdit || options.canEdit(item);
+      if (form && (editable || !options.canWrite)) {
         list.push(
           smallButton(options.canWrite ? t("edit") : t("view"), "", () => {
             setEditing(item);
@@ -252,7 +253,7 @@
           }, "edit"),
         );
       }
-      if (options.canWrite && (!options.canDelete || options.canDelete(item))) {
+      if (options.canWrite && editable && (!options.canDelete || options.canDelete(item))) {
         list.push(
           smallButton(t("delete"), "danger", async () => {
             const name = options.name(item);
@@ -766,6 +767,9 @@
   async function setUpCanned(page) {
     const form = $("[data-form]", page);
     const scopes = labels("scopes");
+    // Tenant-wide responses are the managers'; agents keep (and change) only their own.
+    const manager = ["admin", "supervisor"].includes(page.dataset.role);
+    if (!manager) $("option[value=tenant]", form.elements.namedItem("scope")).remove();
     const canned = collection(page, {
       endpoint: "/api/v1/canned-responses",
       listPath: "/api/v1/canned-responses?limit=200",
@@ -775,6 +779,7 @@
       canWrite: canWriteOf(page),
       empty: t("no_canned"),
       name: (c) => c.shortcut,
+      canEdit: (c) => manager || c.scope === "personal",
       row: (c, actions) =>
         h(
           "tr",
