@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # only for annotations: two conftest modules make `import con
 
 pytestmark = pytest.mark.browser
 PASSWORD = "una-clave-de-prueba"
+DASH = "\u2013"  # the page joins an interval's ends with an en dash
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def test_admin_sets_opening_hours_and_holidays(
     _open(page, "/admin/schedules")
     expect(page.get_by_test_id("schedules-table")).to_contain_text("Aún no hay horarios")
 
-    # Mon–Fri 09:00–18:00 and Sat 10:00–14:00 in Mexico City
+    # Mon-Fri 09:00-18:00 and Sat 10:00-14:00 in Mexico City
     form = page.get_by_test_id("schedule-form")
     form.locator("input[name=name]").fill("Oficina")
     form.locator("input[name=time_zone]").fill("America/Mexico_City")
@@ -108,9 +109,9 @@ def test_admin_sets_opening_hours_and_holidays(
     _open(page, "/admin/schedules")
     row = page.locator("[data-schedule='Oficina']")
     expect(row).to_contain_text("America/Mexico_City")
-    expect(row).to_contain_text("Lunes 09:00–18:00")
-    expect(row).to_contain_text("Viernes 09:00–18:00")
-    expect(row).to_contain_text("Sábado 10:00–14:00")
+    expect(row).to_contain_text(f"Lunes 09:00{DASH}18:00")
+    expect(row).to_contain_text(f"Viernes 09:00{DASH}18:00")
+    expect(row).to_contain_text(f"Sábado 10:00{DASH}14:00")
     expect(row).not_to_contain_text("Domingo")
     row.get_by_test_id("edit").click()
     expect(form.locator("input[name=name]")).to_have_value("Oficina")
@@ -227,7 +228,8 @@ def test_canned_responses_for_everyone_and_for_one_agent(
     agent = new_context().new_page()
     errors += _watched(agent)
     sign_in(agent, live_server.logins["agent"])
-    _open(agent, "/admin/canned-responses")
+    agent.get_by_role("navigation").get_by_role("link", name="Respuestas predefinidas").click()
+    expect(agent.locator("[data-page=admin]")).to_have_attribute("data-ready", "true")
     expect(agent.get_by_test_id("read-only")).to_have_count(0)
     form = agent.get_by_test_id("canned-form")
     # an agent can only make responses for themselves

@@ -71,6 +71,8 @@ def navigation(role: Role, *, agent_profile: bool = False) -> list[NavItem]:
     if role in SUPERVISING:
         # Contact-center configuration: admins write, supervisors read (admin_*.html).
         items.extend(NavItem(path, label, "audit") for path, label in _admin_pages())
+    elif role is Role.agent:
+        items.append(NavItem("/admin/canned-responses", _("Canned responses"), "audit"))
     if role in {Role.admin, Role.vendor_admin}:
         items.append(NavItem("/audit", _("Audit log"), "audit"))
     if role in {Role.vendor_admin, Role.vendor_billing, Role.vendor_support}:
