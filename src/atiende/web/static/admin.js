@@ -11,102 +11,18 @@
 (() => {
   const A = window.Atiende;
   if (!A) return;
-  const { h, $, $$, api, errorMessage, showMessage, ApiError } = A;
+  const { h, $, $$, api, errorMessage, showMessage, clearFieldErrors, checkForm, busy, fillTable } = A;
 
-  function readJson(id) {
-    const node = document.getElementById(id);
-    try {
-      return JSON.parse((node && node.textContent) || "{}");
-    } catch {
-      return {};
-    }
-  }
-  const LOCAL = readJson("i18n-admin");
-
-  function t(key, values) {
-    let text = key in LOCAL ? LOCAL[key] : A.t(key);
-    if (typeof text === "string" && values) {
-      text = text.replace(/\{(\w+)\}/g, (m, name) => (name in values ? String(values[name]) : m));
-    }
-    return text;
-  }
+  // This page's own strings (id="i18n-admin") first, then the shared ones.
+  const LOCAL = A.readJson("i18n-admin");
+  const t = (key, values) => (key in LOCAL ? A.fillIn(LOCAL[key], values) : A.t(key, values));
   const labels = (group) => LOCAL[group] || A.STRINGS[group] || {};
 
   // --- forms ------------------------------------------------------------------------------
 
-  function clearErrors(form) {
-    for (const node of $$("[aria-invalid]", form)) node.removeAttribute("aria-invalid");
-    for (const note of $$(".field-error", form)) note.remove();
-  }
-
-  /** Puts text next to the field called name: a [data-field] box or the named control. */
-  function markField(form, name, text) {
-    let box = $(`[data-field="${name}"]`, form);
-    let control = box ? $("input, select, textarea", box) : null;
-    if (!box) {
-      const named = form.elements.namedItem(name);
-      if (!(named instanceof Element)) return null;
-      control = named;
-      box = named.closest(".field") || named.parentElement;
-    }
-    if (control) control.setAttribute("aria-invalid", "true");
-    if (!$(".field-error", box)) {
-      box.append(h("span", { class: "field-error", "data-error-for": name }, text));
-    }
-    return control;
-  }
-
-  /** The API's error: its sentence in the message box and next to each field it names. */
-  function showFormError(form, box, error) {
-    clearErrors(form);
-    const text = errorMessage(error);
-    const named = [];
-    if (error instanceof ApiError) {
-      if (typeof error.details.field === "string") named.push([error.details.field, text]);
-      for (const item of error.details.errors || []) {
-        if (item && typeof item.field === "string" && item.field) {
-          named.push([item.field.split(".")[0], t("error_field")]);
-        }
-      }
-    }
-    let first = null;
-    for (const [name, note] of named) {
-      const control = markField(form, name, note);
-      first = first || control;
-    }
-    showMessage(box, "error", text);
-    if (first && typeof first.focus === "function") first.focus();
-  }
-
-  /** The browser's own constraints, reported our way (no browser-language bubbles). */
-  function checkForm(form) {
-    clearErrors(form);
-    let first = null;
-    for (const input of Array.from(form.elements)) {
-      if (!input.willValidate || input.checkValidity()) continue;
-      markField(form, input.name, input.dataset.invalidHint || t("error_field"));
-      first = first || input;
-    }
-    if (first) first.focus();
-    return first === null;
-  }
-
-  async function busy(form, work) {
-    const button = $("button[type=submit]", form);
-    const label = button ? button.textContent : "";
-    if (button) {
-      button.disabled = true;
-      button.textContent = t("saving");
-    }
-    try {
-      return await work();
-    } finally {
-      if (button) {
-        button.disabled = false;
-        button.textContent = label;
-      }
-    }
-  }
+  /** The API's error: its sentence in the message box, next to the field it is about, and a
+   * hint next to every other field it names. */
+  const showFormError = (form, box, error) => A.showFormError(form, box, error, true);
 
   const text = (form, name) => {
     const input = form.elements.namedItem(name);
@@ -186,18 +102,6 @@
     };
   }
 
-  function fillTable(table, rows, emptyText) {
-    const body = $("tbody", table);
-    if (!rows.length) {
-      const columns = $$("thead th", table).length || 1;
-      body.replaceChildren(
-        h("tr", { class: "placeholder" }, h("td", { colspan: columns }, emptyText)),
-      );
-      return;
-    }
-    body.replaceChildren(...rows);
-  }
-
   function smallButton(label, className, onclick, testid) {
     return h(
       "button",
@@ -232,7 +136,7 @@
       if (submit) submit.textContent = item ? submit.dataset.labelEdit : submit.dataset.labelNew;
       if (cancel) cancel.hidden = !item;
       if (form) {
-        clearErrors(form);
+        clearFieldErrors(form);
         if (item) options.fill(form, item);
         else {
           form.reset();
@@ -473,7 +377,7 @@
         await busy(membersForm, async () => {
           try {
             await api("PUT", `/api/v1/queues/${current.id}/members`, { agent_ids: ids });
-            clearErrors(membersForm);
+            clearFieldErrors(membersForm);
             showMessage(box, "success", t("members_saved"));
           } catch (error) {
             showFormError(membersForm, box, error);

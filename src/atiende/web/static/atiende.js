@@ -23,16 +23,17 @@
 
   const STRINGS = Object.assign(readJson("i18n"), readJson("i18n-page"));
 
+  /** text with its {placeholders} filled in from values (anything but a string as it is). */
+  function fillIn(text, values) {
+    if (typeof text !== "string" || !values) return text;
+    return text.replace(/\{(\w+)\}/g, (match, name) =>
+      name in values ? String(values[name]) : match,
+    );
+  }
+
   /** The translated string for key, with {placeholders} filled in. */
   function t(key, values) {
-    let text = key in STRINGS ? STRINGS[key] : key;
-    if (typeof text !== "string") return text;
-    if (values) {
-      text = text.replace(/\{(\w+)\}/g, (match, name) =>
-        name in values ? String(values[name]) : match,
-      );
-    }
-    return text;
+    return fillIn(key in STRINGS ? STRINGS[key] : key, values);
   }
 
   // --- DOM helpers ------------------------------------------------------------------------
@@ -221,28 +222,37 @@
     for (const note of $$(".field-error", form)) note.remove();
   }
 
+  /** Puts text next to the field called name: a [data-field] box or the named control.
+   * Returns the control it marked invalid, or null. */
   function markField(form, name, text) {
-    const input = form.elements.namedItem(name);
-    if (!input || !(input instanceof Element)) return false;
-    input.setAttribute("aria-invalid", "true");
-    const field = input.closest(".field") || input.parentElement;
-    if (field && !$(".field-error", field)) {
-      field.append(
-        h("span", { class: "field-error" }, text || input.dataset.invalidHint || t("error_field")),
-      );
+    let box = $(`[data-field="${CSS.escape(name)}"]`, form);
+    let control = box ? $("input, select, textarea", box) : null;
+    if (!box) {
+      const named = form.elements.namedItem(name);
+      if (!(named instanceof Element)) return null;
+      control = named;
+      box = named.closest(".field") || named.parentElement;
     }
-    return true;
+    if (control) control.setAttribute("aria-invalid", "true");
+    if (box && !$(".field-error", box)) {
+      const note = text || (control && control.dataset.invalidHint) || t("error_field");
+      box.append(h("span", { class: "field-error", "data-error-for": name }, note));
+    }
+    return control;
   }
 
-  /** Shows an API error next to the form: the sentence, and the fields it names. */
-  function showFormError(form, box, error) {
+  /** Shows an API error next to the form: the sentence, and the fields it names. With
+   * sentenceOnField, the field the error is about (details.field) shows the sentence too. */
+  function showFormError(form, box, error, sentenceOnField = false) {
     clearFieldErrors(form);
-    const fields = errorFields(error);
+    const text = errorMessage(error);
+    const about = sentenceOnField && error instanceof ApiError ? error.details.field : null;
     let first = null;
-    for (const name of fields) {
-      if (markField(form, name) && !first) first = form.elements.namedItem(name);
+    for (const name of errorFields(error)) {
+      const control = markField(form, name, name === about ? text : "");
+      first = first || control;
     }
-    showMessage(box, "error", errorMessage(error));
+    showMessage(box, "error", text);
     if (first && typeof first.focus === "function") first.focus();
   }
 
@@ -252,7 +262,7 @@
     let first = null;
     for (const input of Array.from(form.elements)) {
       if (!input.willValidate || input.checkValidity()) continue;
-      markField(form, input.name);
+      markField(form, input.name, input.dataset.invalidHint || t("error_field"));
       first = first || input;
     }
     if (first) first.focus();
@@ -994,10 +1004,12 @@
     loadTokens();
   }
 
-  // --- shared with the page scripts (desktop.js, wallboard.js) --------------------------------
+  // --- shared with the page scripts (desktop.js, wallboard.js, admin.js) -----------------------
 
   window.Atiende = Object.freeze({
     STRINGS,
+    readJson,
+    fillIn,
     t,
     h,
     $,
@@ -1009,6 +1021,12 @@
     ApiError,
     errorMessage,
     showMessage,
+    clearFieldErrors,
+    markField,
+    showFormError,
+    checkForm,
+    busy,
+    fillTable,
     formatDate,
     timeElement,
     formats: { dateTime: dateTimeFormat, date: dateFormat, time: timeFormat, precise: preciseFormat },
