@@ -1,6 +1,8 @@
 """The contact-center configuration pages in a real browser: an admin sets up a skill, an agent
 profile, a queue with a member and a disposition, and a web chat widget for it; the server's
-errors show next to the fields; supervisors only look."""
+errors show next to the fields; supervisors only look; opening hours with the weekly editor and
+holidays; break reasons (the no-answer reason is protected); canned responses for everyone and
+for one agent; the pages in English for an English-speaking user."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 from sqlalchemy import select
 
 from atiende.core.db import Database, Scope, now
@@ -28,6 +30,7 @@ if TYPE_CHECKING:  # only for annotations: two conftest modules make `import con
 
 pytestmark = pytest.mark.browser
 PASSWORD = "una-clave-de-prueba"
+DASH = "\u2013"  # the page joins an interval's ends with an en dash
 
 
 @dataclass(frozen=True)
@@ -41,14 +44,49 @@ class Person:
 
 
 def _watched(page: Page) -> list[str]:
+    """Collects script errors, and accepts the pages' confirm() questions."""
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def accept(dialog: Dialog) -> None:
+        dialog.accept()
+
+    page.on("dialog", accept)
     return errors
 
 
 def _open(page: Page, path: str) -> None:
     page.goto(path)
     expect(page.locator("[data-page=admin]")).to_have_attribute("data-ready", "true")
+
+
+def _add_user(live_server: LiveServer, person: Person, locale: str | None = None) -> None:
+    async def seed(db: Database) -> None:
+        async with db.session(Scope.system()) as session:
+            tenant = await session.scalar(select(Tenant).where(Tenant.slug == "navegador"))
+            assert tenant is not None
+            await identity.create_user(
+                session,
+                Actor.system(),
+                UserCreate(
+                    email=person.email,
+                    name=person.name,
+                    role=person.role,
+                    password=person.password,
+                    locale=locale,  # type: ignore[arg-type]
+                    tenant_id=tenant.id,
+                ),
+            )
+
+    live_server.run(seed)
+
+
+def _interval(page: Page, day: str, start: str, end: str) -> None:
+    row = page.locator(f"[data-day={day}]")
+    row.locator(f"[data-add={day}]").click()
+    interval = row.locator(".interval").last
+    interval.locator("[data-start]").fill(start)
+    interval.locator("[data-end]").fill(end)
 
 
 def test_admin_sets_up_a_queue_with_skill_member_disposition_and_widget(
@@ -165,21 +203,12 @@ def test_supervisor_sees_queues_read_only_on_a_phone(
 ) -> None:
     supervisor = Person("sara@admin-pages.example.com", "Sara Supervisora", Role.supervisor)
 
+    _add_user(live_server, supervisor)
+
     async def seed(db: Database) -> None:
         async with db.session(Scope.system()) as session:
             tenant = await session.scalar(select(Tenant).where(Tenant.slug == "navegador"))
             assert tenant is not None
-            await identity.create_user(
-                session,
-                Actor.system(),
-                UserCreate(
-                    email=supervisor.email,
-                    name=supervisor.name,
-                    role=supervisor.role,
-                    password=supervisor.password,
-                    tenant_id=tenant.id,
-                ),
-            )
         async with db.session(Scope.tenant(tenant.id)) as session:
             session.add(Queue(name="Soporte", channels=["webchat"], created_at=now(session)))
 
@@ -210,4 +239,217 @@ def test_supervisor_sees_queues_read_only_on_a_phone(
             body: JSON.stringify({name: 'Nada'})})).status"""
     )
     assert status == 403
+    assert errors == []
+
+
+def test_admin_sets_opening_hours_and_holidays(
+    live_server: LiveServer, new_context: NewContext, sign_in: SignIn
+) -> None:
+    page = new_context().new_page()
+    errors = _watched(page)
+    sign_in(page, live_server.logins["admin"])
+    _open(page, "/admin/schedules")
+    expect(page.get_by_test_id("schedules-table")).to_contain_text("Aún no hay horarios")
+
+    # Mon-Fri 09:00-18:00 and Sat 10:00-14:00 in Mexico City
+    form = page.get_by_test_id("schedule-form")
+    form.locator("input[name=name]").fill("Oficina")
+    form.locator("input[name=time_zone]").fill("America/Mexico_City")
+    for day in ("mon", "tue", "wed", "thu", "fri"):
+        _interval(page, day, "09:00", "18:00")
+    _interval(page, "sat", "10:00", "14:00")
+    form.locator("button[type=submit]").click()
+    expect(form.get_by_test_id("message-success")).to_contain_text("Oficina")
+
+    # stored: a reload shows it, and its form brings the same week back
+    _open(page, "/admin/schedules")
+    row = page.locator("[data-schedule='Oficina']")
+    expect(row).to_contain_text("America/Mexico_City")
+    expect(row).to_contain_text(f"Lunes 09:00{DASH}18:00")
+    expect(row).to_contain_text(f"Viernes 09:00{DASH}18:00")
+    expect(row).to_contain_text(f"Sábado 10:00{DASH}14:00")
+    expect(row).not_to_contain_text("Domingo")
+    row.get_by_test_id("edit").click()
+    expect(form.locator("input[name=name]")).to_have_value("Oficina")
+    expect(form.locator("input[name=time_zone]")).to_have_value("America/Mexico_City")
+    expect(page.locator("[data-day=sat] [data-start]")).to_have_value("10:00")
+    expect(page.locator("[data-day=sat] [data-end]")).to_have_value("14:00")
+    expect(page.locator("[data-day=sun] .interval")).to_have_count(0)
+    form.locator("[data-cancel]").click()
+
+    # start after end: the server's error next to the weekly hours, nothing created
+    form.locator("input[name=name]").fill("Al revés")
+    _interval(page, "mon", "18:00", "09:00")
+    form.locator("button[type=submit]").click()
+    note = form.locator("[data-error-for=weekly]")
+    expect(note).to_have_text("Este valor no es válido.")
+    expect(form.get_by_test_id("message-error")).to_be_visible()
+    expect(page.locator("[data-schedule='Al revés']")).to_have_count(0)
+    _open(page, "/admin/schedules")
+    expect(page.locator("[data-schedule]")).to_have_count(1)
+
+    # a holiday: /admin/holidays scrolls to the list; add it, then delete it
+    page.evaluate("window.scrollTo(0, 0)")
+    _open(page, "/admin/holidays")
+    holidays = page.locator("[data-holidays]")
+    expect(holidays).to_be_in_viewport()
+    expect(page.get_by_test_id("holidays-table")).to_contain_text("Aún no hay días festivos")
+    holiday_form = page.get_by_test_id("holiday-form")
+    holiday_form.locator("input[name=day]").fill("2026-12-25")
+    holiday_form.locator("input[name=name]").fill("Navidad")
+    holiday_form.locator("button[type=submit]").click()
+    holiday = page.locator("[data-holiday='2026-12-25']")
+    expect(holiday).to_contain_text("Navidad")
+    _open(page, "/admin/holidays")
+    holiday.get_by_test_id("delete").click()
+    expect(holidays.get_by_test_id("message-success")).to_contain_text("Navidad")
+    expect(holiday).to_have_count(0)
+    _open(page, "/admin/holidays")
+    expect(holiday).to_have_count(0)
+    expect(page.locator("[data-schedule='Oficina']")).to_be_visible()
+    assert errors == []
+
+
+def test_admin_manages_break_reasons_and_the_no_answer_reason_is_kept(
+    live_server: LiveServer, new_context: NewContext, sign_in: SignIn
+) -> None:
+    page = new_context().new_page()
+    errors = _watched(page)
+    sign_in(page, live_server.logins["admin"])
+    _open(page, "/admin/break-reasons")
+    form = page.get_by_test_id("reason-form")
+
+    # create: the first reason brings the no-answer reason with it
+    form.locator("input[name=name]").fill("Comida")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("[data-reason='Comida']")).to_contain_text("Activo")
+    no_answer = page.locator("[data-reason]", has_text="se usa para ofertas sin respuesta")
+    expect(no_answer).to_have_count(1)
+
+    # rename
+    page.locator("[data-reason='Comida']").get_by_test_id("edit").click()
+    expect(form.locator("input[name=name]")).to_have_value("Comida")
+    form.locator("input[name=name]").fill("Almuerzo")
+    form.locator("button[type=submit]").click()
+    expect(form.get_by_test_id("message-success")).to_contain_text("Almuerzo")
+    expect(page.locator("[data-reason='Comida']")).to_have_count(0)
+
+    # deactivate
+    form.locator("input[name=is_active]").uncheck()
+    form.locator("button[type=submit]").click()
+    expect(page.locator("[data-reason='Almuerzo']")).to_contain_text("Inactivo")
+    _open(page, "/admin/break-reasons")
+    expect(page.locator("[data-reason='Almuerzo']")).to_contain_text("Inactivo")
+
+    # the no-answer reason offers no delete, and the server refuses to lose it (409)
+    expect(no_answer.get_by_test_id("delete")).to_have_count(0)
+    no_answer.get_by_test_id("edit").click()
+    form.locator("input[name=is_active]").uncheck()
+    form.locator("button[type=submit]").click()
+    expect(form.get_by_test_id("message-error")).to_have_text(
+        "El motivo «sin respuesta» no se puede eliminar ni desactivar."
+    )
+    reason_id = page.evaluate(
+        """async () => (await (await fetch('/api/v1/break-reasons')).json())
+            .find((reason) => reason.is_no_answer).id"""
+    )
+    status = page.evaluate(
+        """async (id) => (await fetch(`/api/v1/break-reasons/${id}`, {method: 'DELETE',
+            headers: {'X-CSRF-Token':
+                      document.querySelector('meta[name=csrf-token]').content}})).status""",
+        reason_id,
+    )
+    assert status == 409
+    _open(page, "/admin/break-reasons")
+    expect(no_answer).to_contain_text("Activo")
+    assert errors == []
+
+
+def test_canned_responses_for_everyone_and_for_one_agent(
+    live_server: LiveServer, new_context: NewContext, sign_in: SignIn
+) -> None:
+    admin = new_context().new_page()
+    errors = _watched(admin)
+    sign_in(admin, live_server.logins["admin"])
+    _open(admin, "/admin/canned-responses")
+    form = admin.get_by_test_id("canned-form")
+    form.locator("input[name=shortcut]").fill("/Horario")
+    form.locator("select[name=scope]").select_option("tenant")
+    form.locator("textarea[name=body]").fill("Atendemos de lunes a viernes de 9 a 18 h.")
+    form.locator("button[type=submit]").click()
+    row = admin.locator("[data-canned='horario']")
+    expect(row).to_contain_text("Todos")
+    expect(row).to_contain_text("Atendemos de lunes a viernes")
+
+    agent = new_context().new_page()
+    errors += _watched(agent)
+    sign_in(agent, live_server.logins["agent"])
+    agent.get_by_role("navigation").get_by_role("link", name="Respuestas predefinidas").click()
+    expect(agent.locator("[data-page=admin]")).to_have_attribute("data-ready", "true")
+    expect(agent.get_by_test_id("read-only")).to_have_count(0)
+    form = agent.get_by_test_id("canned-form")
+    # an agent can only make responses for themselves
+    expect(form.locator("select[name=scope] option")).to_have_count(1)
+    expect(form.locator("select[name=scope]")).to_have_value("personal")
+    form.locator("input[name=shortcut]").fill("/firma")
+    form.locator("textarea[name=body]").fill("Saludos, Alicia")
+    form.locator("button[type=submit]").click()
+    mine = agent.locator("[data-canned='firma']")
+    expect(mine).to_contain_text("Solo yo")
+
+    # both in the agent's list after a reload; only their own can be changed
+    _open(agent, "/admin/canned-responses")
+    expect(agent.locator("[data-canned]")).to_have_count(2)
+    tenant_wide = agent.locator("[data-canned='horario']")
+    expect(tenant_wide).to_contain_text("Todos")
+    expect(tenant_wide.get_by_test_id("edit")).to_have_count(0)
+    expect(tenant_wide.get_by_test_id("delete")).to_have_count(0)
+    mine.get_by_test_id("edit").click()
+    form.locator("textarea[name=body]").fill("Saludos cordiales, Alicia")
+    form.locator("button[type=submit]").click()
+    expect(mine).to_contain_text("Saludos cordiales, Alicia")
+
+    # the API agrees: the agent may not change the tenant-wide response
+    canned_id = agent.evaluate(
+        """async () => (await (await fetch('/api/v1/canned-responses')).json())
+            .find((c) => c.shortcut === 'horario').id"""
+    )
+    status = agent.evaluate(
+        """async (id) => (await fetch(`/api/v1/canned-responses/${id}`, {method: 'PATCH',
+            headers: {'Content-Type': 'application/json', 'X-CSRF-Token':
+                      document.querySelector('meta[name=csrf-token]').content},
+            body: JSON.stringify({body: 'Cambiado'})})).status""",
+        canned_id,
+    )
+    assert status == 403
+
+    # the admin does not see the agent's personal response
+    _open(admin, "/admin/canned-responses")
+    expect(admin.locator("[data-canned]")).to_have_count(1)
+    expect(admin.locator("[data-canned='horario']")).to_contain_text("lunes a viernes de 9")
+    assert errors == []
+
+
+def test_pages_speak_english_to_an_english_speaking_user(
+    live_server: LiveServer, new_context: NewContext, sign_in: SignIn
+) -> None:
+    person = Person("emma@admin-pages.example.com", "Emma English", Role.admin)
+    _add_user(live_server, person, locale="en")
+    page = new_context(locale="es-MX").new_page()
+    errors = _watched(page)
+    sign_in(page, person)
+
+    _open(page, "/admin/schedules")
+    expect(page.locator("h1")).to_have_text("Opening hours")
+    expect(page.locator("[data-day=mon] strong")).to_have_text("Monday")
+    expect(page.get_by_test_id("holiday-form").locator("button[type=submit]")).to_have_text(
+        "Add holiday"
+    )
+    _open(page, "/admin/break-reasons")
+    expect(page.locator("h1")).to_have_text("Break reasons")
+    expect(page.get_by_test_id("reason-form")).to_contain_text("Agents can choose it")
+    _open(page, "/admin/canned-responses")
+    expect(page.locator("h1")).to_have_text("Canned responses")
+    expect(page.locator("select[name=scope] option")).to_have_text(["Everyone", "Only me"])
+    expect(page.locator(".admin-tabs")).to_contain_text(re.compile("Break reasons"))
     assert errors == []
