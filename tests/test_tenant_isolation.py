@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from atiende.audit.models import AuditEntry
 from atiende.core.db import Database, Scope
@@ -89,6 +89,17 @@ async def test_tenant_scope_filters_every_query_without_being_asked(db: Database
         assert await session.get(User, theirs.id) is None
         audit_tenants = set((await session.scalars(select(AuditEntry.tenant_id))).all())
         assert audit_tenants == {acme.id}
+
+
+async def test_counts_over_a_model_or_a_subquery_see_only_the_tenant(db: Database) -> None:
+    acme, globex = await make_tenant(db), await make_tenant(db)
+    await make_user(db, acme)
+    await make_user(db, globex)
+    async with db.session(Scope.tenant(acme.id)) as session:
+        assert await session.scalar(select(func.count()).select_from(User)) == 1
+        inner = select(User.id).where(User.role == Role.admin).subquery()
+        assert await session.scalar(select(func.count()).select_from(inner)) == 1
+        assert await session.scalar(select(func.count(User.id))) == 1
 
 
 async def test_writing_another_tenants_row_is_refused(db: Database) -> None:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende import demo as demo_tenant
+from atiende.billing.cli import pricing_app
 from atiende.core import migrate
 from atiende.core.config import Settings
 from atiende.core.db import Database, Scope
@@ -24,6 +25,7 @@ from atiende.identity import service as identity
 from atiende.identity.actor import Actor
 from atiende.identity.models import Role, User
 from atiende.identity.schemas import UserCreate
+from atiende.licensing.cli import license_app
 from atiende.tenancy import service as tenancy
 from atiende.tenancy.models import DeploymentMode, Tenant
 from atiende.tenancy.schemas import TenantCreate
@@ -39,6 +41,8 @@ user_app = typer.Typer(help="Users.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
+app.add_typer(license_app, name="license")
+app.add_typer(pricing_app, name="pricing")
 
 T = TypeVar("T")
 DEMO_LOGINS_FILE = "demo-logins.json"

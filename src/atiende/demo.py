@@ -31,6 +31,9 @@ DEMO_USERS = (
     ("agent1@demo.example.com", "Alicia Agente", Role.agent),
     ("agent2@demo.example.com", "Andrés Agente", Role.agent),
 )
+# Vendor side: billing staff confirm payments; a verified buyer account tries the portal.
+VENDOR_USERS = (("billing@vendor.example.com", "Berta Billing", Role.vendor_billing),)
+DEMO_BUYER = ("buyer@customer.example.com", "Bruno Buyer", "Cliente Demo S.A. de C.V.")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,16 @@ async def seed(session: AsyncSession) -> DemoResult:
                 ),
             )
             logins.append({"email": email, "role": role.value, "password": password})
+        for email, name, role in VENDOR_USERS:
+            if await identity.get_user_by_email(session, email) is None:
+                password = secrets.token_urlsafe(9)
+                await identity.create_user(
+                    session,
+                    Actor.system(),
+                    UserCreate(email=email, name=name, role=role, password=password),
+                )
+                logins.append({"email": email, "role": role.value, "password": password})
+        logins.append(await _demo_buyer(session))
     users = {
         u.email: u
         for u in (await session.scalars(select(User).where(User.tenant_id == tenant.id))).all()
@@ -88,3 +101,20 @@ async def seed(session: AsyncSession) -> DemoResult:
     finally:
         session.info[SCOPE_KEY] = previous
     return DemoResult(logins=logins, widget_key=widget.key)
+
+
+async def _demo_buyer(session: AsyncSession) -> dict[str, str]:
+    """A verified buyer account, so the portal can be tried without reading e-mail."""
+    from atiende.billing import service as billing
+    from atiende.billing.schemas import SignupIn
+    from atiende.core.config import Settings
+
+    email, name, company = DEMO_BUYER
+    password = secrets.token_urlsafe(9)
+    _, token = await billing.sign_up(
+        session,
+        SignupIn(email=email, password=password, name=name, company=company, locale="es"),
+        settings=Settings(),
+    )
+    await billing.verify_email(session, token)
+    return {"email": email, "role": Role.buyer.value, "password": password}

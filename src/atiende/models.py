@@ -2,12 +2,25 @@
 
 from atiende.attachments.models import Attachment
 from atiende.audit.models import AuditEntry
+from atiende.billing.models import (
+    BillingAccount,
+    Invoice,
+    InvoiceCounter,
+    InvoiceLine,
+    IssuedLicence,
+    Lead,
+    Order,
+    Payment,
+    Subscription,
+)
 from atiende.contacts.models import Contact, ContactIdentity
 from atiende.conversations.models import Interaction, InteractionEvent, Message
 from atiende.core.db import Base
 from atiende.core.events import EventRecord
 from atiende.identity.models import ApiToken, LoginAttempt, User, WebSession
 from atiende.jobs.models import Job
+from atiende.licensing.models import InstalledLicence
+from atiende.mail.models import OutboundMail, OutboundMailAttachment
 from atiende.routing.models import (
     Agent,
     AgentSkill,
@@ -23,6 +36,7 @@ from atiende.routing.models import (
     Skill,
 )
 from atiende.tenancy.models import Tenant
+from atiende.voice.models import Extension
 from atiende.webchat.models import Visitor, Widget
 
 __all__ = [
@@ -33,23 +47,36 @@ __all__ = [
     "Attachment",
     "AuditEntry",
     "Base",
+    "BillingAccount",
     "BreakReason",
     "CannedResponse",
     "Contact",
     "ContactIdentity",
     "Disposition",
     "EventRecord",
+    "Extension",
     "Holiday",
+    "InstalledLicence",
     "Interaction",
     "InteractionEvent",
+    "Invoice",
+    "InvoiceCounter",
+    "InvoiceLine",
+    "IssuedLicence",
     "Job",
+    "Lead",
     "LoginAttempt",
     "Message",
     "Offer",
+    "Order",
+    "OutboundMail",
+    "OutboundMailAttachment",
+    "Payment",
     "Queue",
     "QueueMember",
     "Schedule",
     "Skill",
+    "Subscription",
     "Tenant",
     "User",
     "Visitor",

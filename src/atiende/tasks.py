@@ -7,10 +7,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atiende.billing import tasks as billing_tasks
 from atiende.core.db import Database, Scope, now
 from atiende.identity import service as identity
 from atiende.jobs import service as jobs
 from atiende.jobs.registry import JobContext, JobRegistry
+from atiende.mail import tasks as mail_tasks
 from atiende.realtime import service as realtime
 from atiende.routing import tasks as routing_tasks
 
@@ -41,10 +43,13 @@ async def ensure_recurring(db: Database) -> None:
     async with db.session(Scope.system()) as session:
         await schedule_housekeeping(session)
         await routing_tasks.schedule_sweep(session)
+        await billing_tasks.schedule_advance(session)
 
 
 def build_registry() -> JobRegistry:
     registry = JobRegistry()
     registry.register(HOUSEKEEPING, housekeeping)
     routing_tasks.register(registry)
+    billing_tasks.register(registry)
+    mail_tasks.register(registry)
     return registry

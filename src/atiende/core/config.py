@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
@@ -41,6 +41,46 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     job_lease_seconds: int = Field(default=60, ge=1)
+    # Outbound e-mail: "file" writes each message as an .eml under data_dir/mail (development),
+    # "log" only logs that it was sent, "smtp" hands it to the relay below.
+    mail_backend: Literal["smtp", "file", "log"] = "file"
+    mail_from: str = "Atiende <no-reply@atiende.localhost>"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    # STARTTLS after connecting (port 587) or TLS from the first byte (port 465); not both.
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    # Short: on SQLite a sending job holds the database write lock (10 s busy timeout).
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Where people reach this installation (links in e-mails).
+    public_url: str = "http://127.0.0.1:8000"
+    # The vendor's books (cloud installation): who issues invoices, when they fall due and
+    # how long an overdue account keeps working before it is suspended.
+    invoice_issuer: str = Field(default="ATI", pattern=r"^[A-Z0-9]{1,10}$")
+    invoice_issuer_name: str = "Atiende Cloud"
+    invoice_issuer_address: str = ""
+    invoice_issuer_tax_id: str = ""
+    invoice_due_days: int = Field(default=5, ge=0)
+    billing_grace_days: int = Field(default=7, ge=0)
+    bank_transfer_instructions: str = "Bank transfer; quote the invoice number."
+    # The vendor's signing key for on-premise licences; generated under data_dir/keys when
+    # unset (development).
+    licence_private_key: Path | None = None
+    # E-mail domain of the agent users a cloud purchase provisions.
+    provisioning_email_domain: str = "agents.example.com"
+
+    # On-premise: the vendor's public key this installation trusts for licence files, and how
+    # many days agents may still log in after the installed licence lapses.
+    licence_public_key: Path | None = None
+    licence_grace_days: int = Field(default=14, ge=0)
+
+    @model_validator(mode="after")
+    def _one_kind_of_smtp_tls(self) -> Settings:
+        if self.smtp_starttls and self.smtp_tls:
+            raise ValueError("set ATIENDE_SMTP_STARTTLS or ATIENDE_SMTP_TLS, not both")
+        return self
 
     @cached_property
     def resolved_database_url(self) -> str:

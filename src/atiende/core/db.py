@@ -34,10 +34,11 @@ from sqlalchemy.orm import (
     with_loader_criteria,
 )
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import visitors
 from sqlalchemy.types import TypeDecorator
 
 from atiende.core.clock import Clock, SystemClock, as_utc
-from atiende.core.errors import TenantScopeMissing
+from atiende.core.errors import PermissionDenied, TenantScopeMissing
 from atiende.core.ids import new_id
 
 log = logging.getLogger(__name__)
@@ -132,8 +133,31 @@ def require_tenant(session: Session | AsyncSession) -> uuid.UUID:
     return scope.tenant_id
 
 
+_tenant_tables_cache: dict[int, frozenset[object]] = {}
+
+
+def _tenant_tables() -> frozenset[object]:
+    """Tables of tenant-scoped models, recomputed only when a model is added."""
+    mappers = Base.registry.mappers
+    cached = _tenant_tables_cache.get(len(mappers))
+    if cached is None:
+        cached = frozenset(
+            mapper.local_table for mapper in mappers if issubclass(mapper.class_, TenantScoped)
+        )
+        _tenant_tables_cache.clear()
+        _tenant_tables_cache[len(mappers)] = cached
+    return cached
+
+
 def _touches_tenant_data(state: ORMExecuteState) -> bool:
-    return any(issubclass(m.class_, TenantScoped) for m in state.all_mappers)
+    if any(issubclass(m.class_, TenantScoped) for m in state.all_mappers):
+        return True
+    # ``select(func.count()).select_from(Model)`` and selects from subqueries name no mapped
+    # entity in their columns; look for tenant tables anywhere in the statement instead.
+    tables = _tenant_tables()
+    return any(
+        element in tables for element in visitors.iterate(state.statement)  # type: ignore[arg-type]
+    )
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -176,6 +200,23 @@ def _stamp_tenant(session: Session, flush_context: UOWTransaction, instances: ob
             obj.tenant_id = scope.tenant_id
         elif obj.tenant_id != scope.tenant_id:
             raise TenantScopeMissing("a row of another tenant cannot be written in this scope")
+
+
+@asynccontextmanager
+async def in_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> AsyncIterator[None]:
+    """Narrow a system-scoped session to one tenant for a block (as a request does), e.g.
+    to set up a tenant in the same unit of work that created it."""
+    scope = session_scope(session)
+    if scope is not None and scope.tenant_id == tenant_id:
+        yield
+        return
+    if scope is None or not scope.all_tenants:
+        raise PermissionDenied("This session cannot act for that tenant.")
+    session.info[SCOPE_KEY] = Scope.tenant(tenant_id)
+    try:
+        yield
+    finally:
+        session.info[SCOPE_KEY] = scope
 
 
 def clock_of(session: Session | AsyncSession) -> Clock:

@@ -49,6 +49,7 @@ async def login(request: Request, response: Response, email: str, password: str)
             client_ip=client_ip(request),
             max_failures=state.settings.login_max_failures,
             window_seconds=state.settings.login_window_seconds,
+            licence_grace_days=state.settings.licence_grace_days,
         )
         token = web_session = None
         if outcome.user is not None:

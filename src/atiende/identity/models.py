@@ -17,6 +17,7 @@ class Role(enum.StrEnum):
     vendor_admin = "vendor_admin"
     vendor_billing = "vendor_billing"
     vendor_support = "vendor_support"
+    buyer = "buyer"  # a customer of the vendor: the portal's user, in no tenant
 
     @property
     def is_vendor(self) -> bool:

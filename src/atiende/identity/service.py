@@ -16,8 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.audit import service as audit
+from atiende.billing import entitlements
 from atiende.core.db import now, session_scope
 from atiende.core.errors import (
+    AtiendeError,
     Conflict,
     InvalidCredentials,
     NotFound,
@@ -92,6 +94,8 @@ async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> 
     email = data.email.lower()
     if await _email_taken(session, email):
         raise Conflict("A user with this e-mail exists.", code="user_email_taken", field="email")
+    if tenant_id is not None and data.role is Role.agent:
+        await entitlements.require_seat(session, tenant_id)
     instant = now(session)
     user = User(
         tenant_id=tenant_id,
@@ -172,6 +176,13 @@ async def update_user(
         changes.get("is_active") is False or changes.get("role", user.role) != user.role
     ):
         raise Conflict("You cannot demote or deactivate yourself.", code="cannot_change_self")
+    becomes_agent = (
+        changes.get("role", user.role) is Role.agent
+        and changes.get("is_active", user.is_active)
+        and ("role" in changes or "is_active" in changes)
+    )
+    if becomes_agent and user.tenant_id is not None:
+        await entitlements.require_seat(session, user.tenant_id)
     before = _snapshot(user)
     for field, value in changes.items():
         setattr(user, field, value)
@@ -236,6 +247,7 @@ def _self_id(actor: Actor) -> uuid.UUID:
 class LoginOutcome:
     user: User | None
     rate_limited: bool = False
+    refusal: AtiendeError | None = None
 
 
 async def authenticate(
@@ -246,6 +258,7 @@ async def authenticate(
     client_ip: str,
     max_failures: int,
     window_seconds: int,
+    licence_grace_days: int = entitlements.DEFAULT_LICENCE_GRACE_DAYS,
 ) -> LoginOutcome:
     """Check a password login. Failures are recorded (and must be committed by the caller even
     though the login is refused), so the caller turns the outcome into an error afterwards."""
@@ -267,19 +280,17 @@ async def authenticate(
         return LoginOutcome(user=None, rate_limited=True)
     user = await session.scalar(select(User).where(User.email == email))
     ok = verify_password(user.password_hash if user else None, password)
-    if not ok or user is None or not user.is_active or not await _tenant_may_log_in(session, user):
+    if not ok or user is None or not user.is_active:
         session.add(LoginAttempt(email=email, client_ip=client_ip, attempted_at=instant))
         await session.flush()
         return LoginOutcome(user=None)
+    refusal = await entitlements.login_refusal(session, user, grace_days=licence_grace_days)
+    if refusal is not None:  # the password was right: not a failed attempt
+        return LoginOutcome(user=None, refusal=refusal)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     await session.execute(delete(LoginAttempt).where(LoginAttempt.email == email))
     return LoginOutcome(user=user)
-
-
-async def _tenant_may_log_in(session: AsyncSession, user: User) -> bool:
-    # Suspension (commercial rules) will refuse logins here; every tenant may log in for now.
-    return True
 
 
 def raise_for(outcome: LoginOutcome, *, window_seconds: int) -> User:
@@ -288,6 +299,8 @@ def raise_for(outcome: LoginOutcome, *, window_seconds: int) -> User:
             "Too many failed logins; wait a few minutes and try again.",
             retry_after=window_seconds,
         )
+    if outcome.refusal is not None:
+        raise outcome.refusal
     if outcome.user is None:
         raise InvalidCredentials()
     return outcome.user
@@ -341,6 +354,17 @@ async def _end_sessions(
     if keep is not None:
         query = query.where(WebSession.id != keep)
     await session.execute(query)
+
+
+async def end_tenant_sessions(
+    session: AsyncSession, tenant_id: uuid.UUID, roles: frozenset[Role]
+) -> None:
+    """Sign out every browser of a tenant's users with these roles (service suspended)."""
+    users = select(User.__table__.c.id).where(
+        User.__table__.c.tenant_id == tenant_id,
+        User.__table__.c.role.in_([role.value for role in roles]),
+    )
+    await session.execute(delete(WebSession).where(WebSession.user_id.in_(users)))
 
 
 async def change_password(

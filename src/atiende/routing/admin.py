@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -28,9 +27,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.audit import service as audit
+from atiende.billing import entitlements
 from atiende.conversations.models import OPEN_STATUSES, Interaction
 from atiende.core import i18n
-from atiende.core.db import SCOPE_KEY, Scope, now, require_tenant, session_scope
+from atiende.core.db import in_tenant, now, require_tenant
 from atiende.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from atiende.core.events import DomainEvent, emit
 from atiende.identity.actor import Actor
@@ -322,6 +322,7 @@ async def _check_queue(
     session: AsyncSession, values: dict[str, Any], queue_id: uuid.UUID | None
 ) -> None:
     """The rules across fields and rows, on the queue as it would be stored."""
+    await entitlements.require_channels(session, require_tenant(session), values["channels"])
     if values["strategy"] == Strategy.ring_all and values["channels"] != ["voice"]:
         raise ValidationFailed(
             "Ring-all rings phones: a ring-all queue serves the voice channel only.",
@@ -743,6 +744,8 @@ async def create_agent(session: AsyncSession, actor: Actor, data: AgentCreate) -
         )
     if await session.get(Agent, user.id) is not None:
         raise Conflict("This user already has an agent profile.", code="agent_exists")
+    if data.licence is LicenceType.omnichannel:
+        await entitlements.require_omnichannel(session, require_tenant(session))
     chat_capacity = data.chat_capacity
     if data.licence is LicenceType.voice:
         if chat_capacity:
@@ -781,6 +784,8 @@ async def update_agent(
     _require_admin(actor)
     agent = await _get_agent(session, actor, user_id)
     patch = data.model_dump(exclude_unset=True)
+    if patch.get("licence") is LicenceType.omnichannel:
+        await entitlements.require_omnichannel(session, require_tenant(session))
     if patch.get("licence", agent.licence) is LicenceType.voice:
         if patch.get("chat_capacity"):
             raise _no_chat_for_voice()
@@ -1245,22 +1250,6 @@ DEMO_CLOSED_MESSAGE = N_(
 )
 
 
-@asynccontextmanager
-async def _in_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> AsyncIterator[None]:
-    """Narrow a system-scoped session to one tenant for a block (as a request does)."""
-    scope = session_scope(session)
-    if scope is not None and scope.tenant_id == tenant_id:
-        yield
-        return
-    if scope is None or not scope.all_tenants:
-        raise PermissionDenied("This session cannot act for that tenant.")
-    session.info[SCOPE_KEY] = Scope.tenant(tenant_id)
-    try:
-        yield
-    finally:
-        session.info[SCOPE_KEY] = scope
-
-
 async def seed_demo(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -1277,7 +1266,7 @@ async def seed_demo(
     both skills at level 5.
     """
     actor = Actor.system()
-    async with _in_tenant(session, tenant_id):
+    async with in_tenant(session, tenant_id):
         tenant = await _tenant(session)
         skill_ids = {}
         for name in ("ventas", "soporte"):

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from atiende import __version__
 from atiende.attachments.api import router as attachments_router
 from atiende.audit.api import router as audit_router
+from atiende.billing.api import routers as billing_routers
 from atiende.contacts.api import router as contacts_router
 from atiende.conversations.api import router as conversations_router
 from atiende.core import i18n, migrate
@@ -33,6 +34,7 @@ from atiende.core.errors import AtiendeError
 from atiende.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from atiende.identity.api import router as identity_router
 from atiende.jobs.service import JobRunner
+from atiende.licensing.api import router as licence_router
 from atiende.routing import service as routing_service
 from atiende.routing.admin_api import router as routing_admin_router
 from atiende.routing.api import router as routing_router
@@ -119,6 +121,8 @@ def create_app(
         attachments_router,
         canned_router,
         webchat_router,
+        *billing_routers,
+        licence_router,
         health_router,
         pages.router,
     ):

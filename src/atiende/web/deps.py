@@ -155,6 +155,16 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
         await _record_token_use(state, used_token)
 
 
+async def public_unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction for a public route (sign-up, pre-sale form, price quotes): no
+    principal, the vendor's system scope, committed before the response is sent."""
+    state = app_state(request)
+    async with state.db.session(
+        Scope.system(), read_only=request.method in SAFE_METHODS
+    ) as session:
+        yield session
+
+
 async def current_principal(
     request: Request, session: Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 ) -> Principal:
@@ -164,6 +174,7 @@ async def current_principal(
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 Session = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
+PublicSession = Annotated[AsyncSession, Depends(public_unit_of_work, scope="function")]
 
 
 def require_roles(*roles: Role) -> Any:

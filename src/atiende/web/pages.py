@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from atiende import __version__
+from atiende.billing import pricing
 from atiende.core import i18n
 from atiende.core.db import Scope
 from atiende.core.errors import AtiendeError, NotAuthenticated
@@ -25,6 +26,7 @@ from atiende.identity import service as identity
 from atiende.identity.api import login
 from atiende.identity.models import Role
 from atiende.routing import service as routing_service
+from atiende.tenancy.models import DeploymentMode, Tenant
 from atiende.web.deps import (
     LANG_COOKIE,
     SESSION_COOKIE,
@@ -73,6 +75,13 @@ def navigation(role: Role, *, agent_profile: bool = False) -> list[NavItem]:
         items.extend(NavItem(path, label, "audit") for path, label in _admin_pages())
     elif role is Role.agent:
         items.append(NavItem("/admin/canned-responses", _("Canned responses"), "audit"))
+    if role is Role.admin:
+        # Every tenant admin: the page explains that a cloud tenant needs no licence file.
+        items.append(NavItem("/admin/licence", _("Licence"), "audit"))
+    if role is Role.buyer:
+        items.append(NavItem("/portal", _("Portal"), "tenants"))
+    if role in {Role.vendor_admin, Role.vendor_billing}:
+        items.append(NavItem("/billing", _("Billing"), "audit"))
     if role in {Role.admin, Role.vendor_admin}:
         items.append(NavItem("/audit", _("Audit log"), "audit"))
     if role in {Role.vendor_admin, Role.vendor_billing, Role.vendor_support}:
@@ -102,6 +111,7 @@ def role_label(role: Role) -> str:
         Role.vendor_admin: _("Vendor administrator"),
         Role.vendor_billing: _("Vendor billing"),
         Role.vendor_support: _("Vendor support"),
+        Role.buyer: _("Customer account"),
     }[role]
 
 
@@ -280,6 +290,63 @@ router.add_api_route(
     _page("admin_canned.html", Role.admin, Role.supervisor, Role.agent),
     response_class=HTMLResponse,
 )
+
+
+# --- sales, the customer portal, the billing back office and the licence --------------------
+
+
+def _price_list(request: Request) -> pricing.PriceList:
+    """The price list in force today (UTC): the calculators show its items and rules."""
+    return pricing.price_list_at(app_state(request).clock.now().date())
+
+
+@router.get("/pricing", response_class=HTMLResponse)
+async def pricing_page(request: Request, principal: OptionalPrincipal) -> Response:
+    """Public: the quote calculator and the demo / pre-sale request."""
+    return render(request, "pricing.html", principal, price_list=_price_list(request))
+
+
+@router.get("/portal/signup", response_class=HTMLResponse)
+async def portal_signup_page(request: Request, principal: OptionalPrincipal) -> Response:
+    return render(request, "portal_signup.html", principal)
+
+
+@router.get("/portal/verify", response_class=HTMLResponse)
+async def portal_verify_page(request: Request, principal: OptionalPrincipal) -> Response:
+    """The e-mailed link lands here; the page script confirms the token (a POST), so a
+    mail scanner that only fetches the link confirms nothing."""
+    return render(request, "portal_verify.html", principal)
+
+
+@router.get("/portal", response_class=HTMLResponse)
+async def portal_page(request: Request, principal: OptionalPrincipal) -> Response:
+    signed_in = _signed_in(principal)
+    if signed_in.role is not Role.buyer:
+        return render(request, "forbidden.html", signed_in, status_code=403)
+    return render(request, "portal.html", signed_in, price_list=_price_list(request))
+
+
+router.add_api_route(
+    "/billing",
+    _page("billing_backoffice.html", Role.vendor_billing, Role.vendor_admin),
+    response_class=HTMLResponse,
+)
+
+
+@router.get("/admin/licence", response_class=HTMLResponse)
+async def licence_page(request: Request, principal: OptionalPrincipal) -> Response:
+    """The installation's licence: tenant admins install it on premise; a cloud tenant is
+    told it needs none. Vendor administrators see the installation's state."""
+    signed_in = _signed_in(principal)
+    await _note_agent_profile(request, signed_in)
+    if signed_in.role not in {Role.admin, Role.vendor_admin}:
+        return render(request, "forbidden.html", signed_in, status_code=403)
+    on_premise = True
+    if signed_in.tenant_id is not None:
+        async with app_state(request).db.session(signed_in.scope, read_only=True) as session:
+            tenant = await session.get(Tenant, signed_in.tenant_id)
+        on_premise = tenant is not None and tenant.deployment_mode is DeploymentMode.on_premise
+    return render(request, "admin_licence.html", signed_in, on_premise=on_premise)
 
 
 # --- the agent desktop and the supervisor wallboard ----------------------------------------

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atiende.attachments import service as attachments
 from atiende.attachments.storage import AttachmentStore
 from atiende.audit import service as audit
+from atiende.billing import entitlements
 from atiende.contacts import service as contacts
 from atiende.contacts.models import IdentityKind
 from atiende.conversations import service as conversations
@@ -35,7 +36,7 @@ from atiende.conversations.models import (
     MessageStatus,
 )
 from atiende.core import i18n
-from atiende.core.db import advisory_lock, now
+from atiende.core.db import advisory_lock, now, require_tenant
 from atiende.core.errors import (
     AtiendeError,
     NotAuthenticated,
@@ -176,6 +177,7 @@ async def get_widget(session: AsyncSession, actor: Actor, widget_id: uuid.UUID) 
 async def create_widget(session: AsyncSession, actor: Actor, data: WidgetCreate) -> Widget:
     _require(actor, WRITERS)
     await _check_queue(session, data.queue_id)
+    await entitlements.require_omnichannel(session, require_tenant(session))
     fields = data.model_dump()
     widget = Widget(**fields, key=new_token(WIDGET_KEY_PREFIX, 18), created_at=now(session))
     session.add(widget)
@@ -383,6 +385,7 @@ async def start_session(
     user_agent: str | None = None,
 ) -> tuple[str, Visitor]:
     """A new visitor and the contact behind it. Returns the secret token (shown once)."""
+    await entitlements.require_omnichannel(session, widget.tenant_id)
     answers = _clean_prechat(widget, data)
     await _check_session_rate(session, widget, address)
     visitor_id = new_id()

@@ -1,0 +1,1 @@
+"""Commercial terms: the price list, quotes, billing periods and proration."""

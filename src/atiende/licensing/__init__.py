@@ -1,0 +1,1 @@
+"""Signed licences for on-premise installations: issuing, verifying and installing them."""
