@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,7 +13,10 @@ from sqlalchemy import select
 
 from atiende.billing import service as billing
 from atiende.core.db import Database, Scope
+from atiende.identity.actor import Actor
 from atiende.identity.models import Role, User
+from atiende.licensing import service as licensing
+from atiende.licensing import signing
 from atiende.mail.models import OutboundMail
 from factories import PASSWORD, Caller, api_client, caller, make_token
 
@@ -124,3 +127,22 @@ def cloud_terms(
         "admin_email": more.pop("admin_email", f"admin{n}.{uuid.uuid4().hex[:4]}@cc.example.com"),
         **more,
     }
+
+
+LICENCE_KEYS = signing.generate_keypair()
+
+
+async def install_licence(db: Database, *, license: str, agents: int, valid_until: date) -> None:
+    """Sign a licence with the tests' vendor key and install it on the installation."""
+    terms = signing.LicenceTerms(
+        customer="it@customer.example.com",
+        license=license,
+        agents=agents,
+        valid_until=valid_until,
+    )
+    issued_at = datetime(2026, 11, 1, tzinfo=UTC)
+    document = signing.issue(LICENCE_KEYS[0], terms, issued_at=issued_at)
+    async with db.session(Scope.system()) as session:
+        await licensing.install(
+            session, Actor.system(), document, LICENCE_KEYS[1], today=date(2026, 11, 1)
+        )

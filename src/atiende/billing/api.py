@@ -255,10 +255,12 @@ async def licence_file(
     return Response(
         json.dumps(licence.document, indent=2, ensure_ascii=False) + "\n",
         media_type="application/json",
-        headers={
-            "Content-Disposition": f'attachment; filename="atiende-licence-{licence.licence_id}.json"'
-        },
+        headers={"Content-Disposition": f'attachment; filename="{_licence_filename(licence)}"'},
     )
+
+
+def _licence_filename(licence: Any) -> str:
+    return f"atiende-licence-{licence.licence_id}.json"
 
 
 # --- vendor billing staff -----------------------------------------------------------------

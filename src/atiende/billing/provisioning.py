@@ -31,7 +31,7 @@ from atiende.licensing import signing
 from atiende.mail import service as mail
 from atiende.routing import admin as routing_admin
 from atiende.routing.models import Agent, LicenceType
-from atiende.routing.schemas import AgentCreate, AgentUpdate
+from atiende.routing.schemas import AgentCreate, AgentUpdate, QueueCreate, QueueMembers
 from atiende.tenancy import service as tenancy
 from atiende.tenancy.models import DeploymentMode, Tenant
 from atiende.tenancy.schemas import TenantCreate
@@ -40,6 +40,7 @@ from atiende.voice.models import Extension
 log = logging.getLogger(__name__)
 
 FIRST_EXTENSION = 1001
+DIGITAL = ("webchat", "whatsapp", "telegram", "sms", "api")
 PRIVATE_KEY_FILE = "atiende-licence-private.pem"
 PUBLIC_KEY_FILE = "atiende-licence-public.pem"
 
@@ -104,6 +105,7 @@ async def provision_tenant(
         ),
     )
     await sync_tenant(session, subscription, settings=settings)
+    await _first_queue(session, tenant, subscription)
     base = settings.public_url.rstrip("/")
     if account.locale == "es":
         subject = f"Tu centro de contacto {tenant.name} está listo"
@@ -149,6 +151,22 @@ async def provision_tenant(
             kind="billing.provisioned",
         )
     return tenant
+
+
+async def _first_queue(session: AsyncSession, tenant: Tenant, subscription: Subscription) -> None:
+    """A ready contact center: one queue "General" for the licensed channels, served by every
+    agent, so the first call or chat is routed before the admin configures anything."""
+    channels = ["voice"] if subscription.license == "voice" else ["voice", *DIGITAL]
+    async with in_tenant(session, tenant.id):
+        queue = await routing_admin.create_queue(
+            session,
+            Actor.system(),
+            QueueCreate.model_validate({"name": "General", "channels": channels}),
+        )
+        agents = (await session.scalars(select(Agent.user_id))).all()
+        await routing_admin.set_queue_members(
+            session, Actor.system(), queue.id, QueueMembers(agent_ids=list(agents))
+        )
 
 
 async def sync_tenant(

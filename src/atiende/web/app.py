@@ -35,6 +35,7 @@ from atiende.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from atiende.identity.api import router as identity_router
 from atiende.jobs.service import JobRunner
 from atiende.licensing.api import router as licence_router
+from atiende.reports.api import router as reports_router
 from atiende.routing import service as routing_service
 from atiende.routing.admin_api import router as routing_admin_router
 from atiende.routing.api import router as routing_router
@@ -122,6 +123,7 @@ def create_app(
         canned_router,
         webchat_router,
         *billing_routers,
+        reports_router,
         licence_router,
         health_router,
         pages.router,
