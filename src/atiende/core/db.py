@@ -156,7 +156,8 @@ def _touches_tenant_data(state: ORMExecuteState) -> bool:
     # entity in their columns; look for tenant tables anywhere in the statement instead.
     tables = _tenant_tables()
     return any(
-        element in tables for element in visitors.iterate(state.statement)  # type: ignore[arg-type]
+        element in tables
+        for element in visitors.iterate(state.statement)  # type: ignore[arg-type]
     )
 
 
