@@ -27,12 +27,19 @@ def test_db_upgrade_is_idempotent(data_dir: Path) -> None:
     assert "database at head" in second.output
 
 
-def test_demo_creates_four_logins_once_and_prints_them_every_time(data_dir: Path) -> None:
+def test_demo_creates_its_logins_once_and_prints_them_every_time(data_dir: Path) -> None:
     first = runner.invoke(app, ["demo"])
     second = runner.invoke(app, ["demo"])
     assert first.exit_code == second.exit_code == 0
     logins = json.loads((data_dir / "demo-logins.json").read_text())
-    assert [login["role"] for login in logins] == ["admin", "supervisor", "agent", "agent"]
+    assert [login["role"] for login in logins] == [
+        "admin",
+        "supervisor",
+        "agent",
+        "agent",
+        "vendor_billing",
+        "buyer",
+    ]
     assert first.output == second.output
     for login in logins:
         assert login["email"] in first.output

@@ -21,6 +21,7 @@ from atiende.core import migrate
 from atiende.core.config import Settings
 from atiende.core.db import Database, Scope
 from atiende.core.errors import AtiendeError, NotFound
+from atiende.helpdesk.cli import support_app
 from atiende.identity import service as identity
 from atiende.identity.actor import Actor
 from atiende.identity.models import Role, User
@@ -43,6 +44,7 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(license_app, name="license")
 app.add_typer(pricing_app, name="pricing")
+app.add_typer(support_app, name="support")
 
 T = TypeVar("T")
 DEMO_LOGINS_FILE = "demo-logins.json"

@@ -17,6 +17,7 @@ from atiende.contacts.models import Contact, ContactIdentity
 from atiende.conversations.models import Interaction, InteractionEvent, Message
 from atiende.core.db import Base
 from atiende.core.events import EventRecord
+from atiende.helpdesk.models import CaseCounter, CaseEvent, CaseFile, CaseMessage, SupportCase
 from atiende.identity.models import ApiToken, LoginAttempt, User, WebSession
 from atiende.jobs.models import Job
 from atiende.licensing.models import InstalledLicence
@@ -50,6 +51,10 @@ __all__ = [
     "BillingAccount",
     "BreakReason",
     "CannedResponse",
+    "CaseCounter",
+    "CaseEvent",
+    "CaseFile",
+    "CaseMessage",
     "Contact",
     "ContactIdentity",
     "Disposition",
@@ -77,6 +82,7 @@ __all__ = [
     "Schedule",
     "Skill",
     "Subscription",
+    "SupportCase",
     "Tenant",
     "User",
     "Visitor",

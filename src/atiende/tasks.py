@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.billing import tasks as billing_tasks
 from atiende.core.db import Database, Scope, now
+from atiende.helpdesk import tasks as helpdesk_tasks
 from atiende.identity import service as identity
 from atiende.jobs import service as jobs
 from atiende.jobs.registry import JobContext, JobRegistry
@@ -44,6 +45,7 @@ async def ensure_recurring(db: Database) -> None:
         await schedule_housekeeping(session)
         await routing_tasks.schedule_sweep(session)
         await billing_tasks.schedule_advance(session)
+        await helpdesk_tasks.schedule_watch(session)
 
 
 def build_registry() -> JobRegistry:
@@ -51,5 +53,6 @@ def build_registry() -> JobRegistry:
     registry.register(HOUSEKEEPING, housekeeping)
     routing_tasks.register(registry)
     billing_tasks.register(registry)
+    helpdesk_tasks.register(registry)
     mail_tasks.register(registry)
     return registry

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     # The vendor's signing key for on-premise licences; generated under data_dir/keys when
     # unset (development).
     licence_private_key: Path | None = None
+    # Helpdesk: who hears about cases at risk or breached, when "at risk" starts, and how
+    # long a closed case may be reopened.
+    support_team_email: str = "support@atiende.example.com"
+    support_at_risk_fraction: float = Field(default=0.75, gt=0, lt=1)
+    support_reopen_days: int = Field(default=7, ge=0)
     # E-mail domain of the agent users a cloud purchase provisions.
     provisioning_email_domain: str = "agents.example.com"
 

@@ -32,6 +32,7 @@ from atiende.core.config import Settings
 from atiende.core.db import Database
 from atiende.core.errors import AtiendeError
 from atiende.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from atiende.helpdesk.api import router as helpdesk_router
 from atiende.identity.api import router as identity_router
 from atiende.jobs.service import JobRunner
 from atiende.licensing.api import router as licence_router
@@ -124,6 +125,7 @@ def create_app(
         webchat_router,
         *billing_routers,
         reports_router,
+        helpdesk_router,
         licence_router,
         health_router,
         pages.router,
