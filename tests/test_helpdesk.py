@@ -141,6 +141,9 @@ async def test_support_works_a_case_and_the_first_reply_stops_the_clock(
     assert detail["state"] == "in_progress"
     assert detail["sla"]["met"] is True
     assert [m["body"] for m in detail["messages"]] == ["We are on it."]  # no internal note
+    assert "note" not in [e["kind"] for e in detail["events"]]
+    staff_view = (await support.client.get(path)).json()
+    assert "note" in [e["kind"] for e in staff_view["events"]]
     (reply_mail,) = await mails_to(db, customer.user.email, "helpdesk.reply")
     assert "We are on it." in reply_mail.text_body
     waiting = await support.client.post(f"{path}/state", json={"state": "waiting_on_customer"})

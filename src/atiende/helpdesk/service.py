@@ -252,8 +252,10 @@ async def thread(
     session: AsyncSession, actor: Actor, case: SupportCase
 ) -> tuple[Sequence[CaseMessage], Sequence[CaseFile], Sequence[CaseEvent]]:
     messages = select(CaseMessage).where(CaseMessage.case_id == case.id)
+    events = select(CaseEvent).where(CaseEvent.case_id == case.id)
     if not is_staff(actor):
         messages = messages.where(CaseMessage.internal.is_(False))
+        events = events.where(CaseEvent.kind != "note")  # not even that notes exist
     return (
         (await session.scalars(messages.order_by(CaseMessage.created_at))).all(),
         (
@@ -261,11 +263,7 @@ async def thread(
                 select(CaseFile).where(CaseFile.case_id == case.id).order_by(CaseFile.created_at)
             )
         ).all(),
-        (
-            await session.scalars(
-                select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.created_at)
-            )
-        ).all(),
+        (await session.scalars(events.order_by(CaseEvent.created_at))).all(),
     )
 
 

@@ -22,6 +22,8 @@ from atiende.core import i18n
 from atiende.core.db import Scope
 from atiende.core.errors import AtiendeError, NotAuthenticated
 from atiende.core.security import secrets_equal
+from atiende.helpdesk import service as helpdesk
+from atiende.helpdesk.models import CloseReason, ExcludedCategory, ProductArea
 from atiende.identity import service as identity
 from atiende.identity.api import login
 from atiende.identity.models import Role
@@ -51,6 +53,8 @@ _ = i18n.gettext
 
 
 SUPERVISING = frozenset({Role.supervisor, Role.admin})
+# The helpdesk: the people of a customer account open cases; support staff answer them.
+HELPDESK_CUSTOMERS = frozenset({Role.buyer, *helpdesk.CUSTOMER_TENANT_ROLES})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,10 @@ def navigation(role: Role, *, agent_profile: bool = False) -> list[NavItem]:
         items.append(NavItem("/admin/licence", _("Licence"), "audit"))
     if role is Role.buyer:
         items.append(NavItem("/portal", _("Portal"), "tenants"))
+    if role in HELPDESK_CUSTOMERS:
+        items.append(NavItem("/helpdesk", _("Helpdesk"), "audit"))
+    if role in helpdesk.STAFF:
+        items.append(NavItem("/support", _("Support queue"), "audit"))
     if role in {Role.vendor_admin, Role.vendor_billing}:
         items.append(NavItem("/billing", _("Billing"), "audit"))
     if role in {Role.admin, Role.vendor_admin}:
@@ -323,14 +331,22 @@ async def portal_page(request: Request, principal: OptionalPrincipal) -> Respons
     signed_in = _signed_in(principal)
     if signed_in.role is not Role.buyer:
         return render(request, "forbidden.html", signed_in, status_code=403)
-    return render(request, "portal.html", signed_in, price_list=_price_list(request))
+    return render(
+        request,
+        "portal.html",
+        signed_in,
+        price_list=_price_list(request),
+        grace_days=app_state(request).settings.billing_grace_days,
+    )
 
 
-router.add_api_route(
-    "/billing",
-    _page("billing_backoffice.html", Role.vendor_billing, Role.vendor_admin),
-    response_class=HTMLResponse,
-)
+@router.get("/billing", response_class=HTMLResponse)
+async def billing_page(request: Request, principal: OptionalPrincipal) -> Response:
+    """The vendor's back office: payments received, subscriptions, accounts, leads."""
+    signed_in = _signed_in(principal)
+    if signed_in.role not in {Role.vendor_billing, Role.vendor_admin}:
+        return render(request, "forbidden.html", signed_in, status_code=403)
+    return render(request, "billing_backoffice.html", signed_in, price_list=_price_list(request))
 
 
 @router.get("/admin/licence", response_class=HTMLResponse)
@@ -346,7 +362,64 @@ async def licence_page(request: Request, principal: OptionalPrincipal) -> Respon
         async with app_state(request).db.session(signed_in.scope, read_only=True) as session:
             tenant = await session.get(Tenant, signed_in.tenant_id)
         on_premise = tenant is not None and tenant.deployment_mode is DeploymentMode.on_premise
-    return render(request, "admin_licence.html", signed_in, on_premise=on_premise)
+    return render(
+        request,
+        "admin_licence.html",
+        signed_in,
+        on_premise=on_premise,
+        price_list=_price_list(request),
+    )
+
+
+# --- the helpdesk --------------------------------------------------------------------------
+
+
+def _helpdesk(
+    request: Request, signed_in: Principal, template: str, **context: Any
+) -> HTMLResponse:
+    """A helpdesk page with the API's choices (so the forms offer exactly what it takes)."""
+    return render(
+        request,
+        template,
+        signed_in,
+        staff=signed_in.role in helpdesk.STAFF,
+        product_areas=[area.value for area in ProductArea],
+        close_reasons=[reason.value for reason in CloseReason],
+        excluded_categories=[category.value for category in ExcludedCategory],
+        reopen_days=app_state(request).settings.support_reopen_days,
+        **context,
+    )
+
+
+@router.get("/helpdesk", response_class=HTMLResponse)
+async def helpdesk_page(request: Request, principal: OptionalPrincipal) -> Response:
+    """Customers: their account's cases, and the form to open one."""
+    signed_in = _signed_in(principal)
+    await _note_agent_profile(request, signed_in)
+    if signed_in.role not in HELPDESK_CUSTOMERS:
+        return render(request, "forbidden.html", signed_in, status_code=403)
+    return _helpdesk(request, signed_in, "helpdesk.html")
+
+
+@router.get("/helpdesk/cases/{case_id}", response_class=HTMLResponse)
+async def helpdesk_case_page(
+    request: Request, principal: OptionalPrincipal, case_id: str
+) -> Response:
+    """One case, for its customer and for support staff; the API decides who may see it."""
+    signed_in = _signed_in(principal)
+    await _note_agent_profile(request, signed_in)
+    if signed_in.role not in HELPDESK_CUSTOMERS | helpdesk.STAFF:
+        return render(request, "forbidden.html", signed_in, status_code=403)
+    return _helpdesk(request, signed_in, "helpdesk_case.html", case_id=case_id)
+
+
+@router.get("/support", response_class=HTMLResponse)
+async def support_page(request: Request, principal: OptionalPrincipal) -> Response:
+    """Support staff: the open cases by SLA, and the monthly compliance."""
+    signed_in = _signed_in(principal)
+    if signed_in.role not in helpdesk.STAFF:
+        return render(request, "forbidden.html", signed_in, status_code=403)
+    return _helpdesk(request, signed_in, "support_queue.html")
 
 
 # --- the agent desktop and the supervisor wallboard ----------------------------------------
