@@ -222,10 +222,10 @@ async def test_a_locked_login_says_when_to_retry(app, db: Database, settings: Se
 async def test_an_admin_password_reset_ends_the_users_sessions(app, db: Database) -> None:
     tenant = await make_tenant(db)
     agent = await make_user(db, tenant, Role.agent)
+    admin = await make_user(db, tenant)
     async with api_client(app) as browser:
         await browser_login(browser, agent.email)
         async with db.session(Scope.tenant(tenant.id)) as session:
-            admin = await make_user(db, tenant)
             await identity.set_password(
                 session, identity.actor_for(admin), agent.id, "reset by the admin"
             )

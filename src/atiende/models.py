@@ -13,6 +13,7 @@ from atiende.billing.models import (
     Payment,
     Subscription,
 )
+from atiende.channels.models import ChannelAccount, Delivery, InboundEvent
 from atiende.contacts.models import Contact, ContactIdentity
 from atiende.conversations.models import Interaction, InteractionEvent, Message
 from atiende.core.db import Base
@@ -55,12 +56,15 @@ __all__ = [
     "CaseEvent",
     "CaseFile",
     "CaseMessage",
+    "ChannelAccount",
     "Contact",
     "ContactIdentity",
+    "Delivery",
     "Disposition",
     "EventRecord",
     "Extension",
     "Holiday",
+    "InboundEvent",
     "InstalledLicence",
     "Interaction",
     "InteractionEvent",

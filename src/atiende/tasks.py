@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.billing import tasks as billing_tasks
+from atiende.channels import tasks as channel_tasks
 from atiende.core.db import Database, Scope, now
 from atiende.helpdesk import tasks as helpdesk_tasks
 from atiende.identity import service as identity
@@ -54,5 +55,6 @@ def build_registry() -> JobRegistry:
     routing_tasks.register(registry)
     billing_tasks.register(registry)
     helpdesk_tasks.register(registry)
+    channel_tasks.register(registry)
     mail_tasks.register(registry)
     return registry

@@ -466,10 +466,12 @@ async def reply(
     body: str,
     attachment_ids: Sequence[uuid.UUID] = (),
     client_id: str | None = None,
+    template: dict[str, Any] | None = None,
 ) -> tuple[Message, bool]:
     """An agent's (or supervisor's) message to the customer, stored ``pending`` for the
-    channel to deliver. Returns the message and whether it is new: a re-send with the same
-    ``client_id`` returns the stored message and changes nothing, even after the close."""
+    channel to deliver (``template``: an approved WhatsApp template, ``body`` its text).
+    Returns the message and whether it is new: a re-send with the same ``client_id``
+    returns the stored message and changes nothing, even after the close."""
     interaction = await _workable(session, actor, interaction_id)
     replayed = await _replayed(session, interaction, actor, client_id, MessageDirection.outbound)
     if replayed is not None:
@@ -487,6 +489,12 @@ async def reply(
         attachments=[f.reference() for f in files],
         client_id=client_id,
     )
+    if created:
+        # Provider channels (WhatsApp, Telegram, SMS, API) deliver through the outbox, in
+        # this same transaction; webchat delivers over its own websocket.
+        from atiende.channels import outbox
+
+        await outbox.enqueue(session, interaction, message, template=template)
     if created and interaction.agent_id == actor.user_id and interaction.unread_count:
         # Answering is reading: the agent has seen what they reply to.
         interaction.unread_count = 0

@@ -7,6 +7,8 @@ scope refuses such statements outright. Code never remembers to add the filter b
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -294,6 +296,24 @@ class Publisher(Protocol):
     async def publish(self, envelope: Any) -> None: ...
 
 
+_NO_LOCK = contextlib.nullcontext()
+SQLITE_WRITER_WAIT_SECONDS = 10.0  # as long as the file lock's busy timeout
+
+
+@asynccontextmanager
+async def _sqlite_turn(lock: asyncio.Lock) -> AsyncIterator[None]:
+    try:
+        await asyncio.wait_for(lock.acquire(), SQLITE_WRITER_WAIT_SECONDS)
+    except TimeoutError as error:
+        raise RuntimeError(
+            "no SQLite write turn in 10 s: a writing unit of work opened inside another one?"
+        ) from error
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class Database:
     """The engine plus the unit of work: one transaction per request or job."""
 
@@ -310,6 +330,10 @@ class Database:
         self.publisher = publisher
         self.engine = create_engine(url, pool=pool)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Writers of this process queue here, in order,
+        # instead of polling the file lock (busy_timeout sleeps), which under load turned
+        # into seconds of tail latency; other processes still meet at the file lock.
+        self._sqlite_writer = asyncio.Lock() if url.startswith("sqlite") else None
 
     @property
     def dialect(self) -> str:
@@ -324,7 +348,12 @@ class Database:
         ``read_only`` promises the block writes nothing; on SQLite it then reads a snapshot
         without queueing for the write lock (a write inside it could fail under contention).
         """
-        async with self.sessionmaker() as session:
+        writer = (
+            _sqlite_turn(self._sqlite_writer)
+            if self._sqlite_writer is not None and not read_only
+            else _NO_LOCK
+        )
+        async with writer, self.sessionmaker() as session:
             session.info[SCOPE_KEY] = scope
             session.info[CLOCK_KEY] = self.clock
             session.info[PUBLISHER_KEY] = self.publisher

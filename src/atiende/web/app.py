@@ -23,6 +23,7 @@ from atiende import __version__
 from atiende.attachments.api import router as attachments_router
 from atiende.audit.api import router as audit_router
 from atiende.billing.api import routers as billing_routers
+from atiende.channels.api import routers as channel_routers
 from atiende.contacts.api import router as contacts_router
 from atiende.conversations.api import router as conversations_router
 from atiende.core import i18n, migrate
@@ -126,6 +127,7 @@ def create_app(
         *billing_routers,
         reports_router,
         helpdesk_router,
+        *channel_routers,
         licence_router,
         health_router,
         pages.router,

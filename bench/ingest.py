@@ -1,0 +1,327 @@
+"""Webhook ingest benchmark: signed WhatsApp webhooks posted at a running Atiende server.
+
+    python bench/ingest.py [--count 3000] [--concurrency 16] [--redeliver 0.1]
+                           [--max-seconds 60] [--database-url URL] [--json]
+
+A real ``atiende serve`` process (loopback only, embedded worker off so only intake is
+measured) is started on a fresh database with one tenant, one queue and one WhatsApp
+channel. The client posts ``--count`` distinct webhooks, each one inbound text message
+signed with ``X-Hub-Signature-256`` like Meta signs them, from ``--concurrency`` connections,
+and re-posts a share of them (``--redeliver``) as a provider redelivery would. Measured:
+acknowledgement latency (request sent → 200), messages acknowledged per second, and, from
+the database afterwards, how many were stored, lost (acknowledged but not stored) or stored
+twice. The ceiling is the same client against a bare endpoint (``GET /healthz``) of the
+same server in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from atiende.channels.base import ChannelKind
+from atiende.channels.models import InboundEvent
+from atiende.channels.service import AccountCreate, create_account
+from atiende.core.config import Settings
+from atiende.core.db import Database, Scope
+from atiende.core.migrate import upgrade_async
+from atiende.identity.actor import Actor
+from atiende.identity.models import Role
+from atiende.routing import admin as routing_admin
+from atiende.routing.schemas import QueueCreate
+from atiende.tenancy import service as tenancy
+from atiende.tenancy.schemas import TenantCreate
+
+APP_SECRET = "bench-app-secret"  # noqa: S105 - a throw-away test value
+SECRET_KEY = "bench-secret-key-" + "x" * 32
+TARGET_MSGS_PER_S = 1500.0
+TARGET_ACK_P99_MS = 100.0
+TARGET_RATIO = 0.4
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _setup(url: str, data_dir: Path, public_url: str) -> str:
+    await upgrade_async(url)
+    settings = Settings(
+        data_dir=data_dir, database_url=url, secret_key=SECRET_KEY, public_url=public_url
+    )
+    db = Database(url)
+    try:
+        async with db.session(Scope.system()) as session:
+            tenant = await tenancy.create_tenant(
+                session,
+                Actor.system(),
+                TenantCreate(slug=f"bench-{uuid.uuid4().hex[:6]}", name="Bench"),
+            )
+        admin = Actor(user_id=None, email=None, role=Role.admin, tenant_id=tenant.id)
+        async with db.session(Scope.tenant(tenant.id)) as session:
+            queue = await routing_admin.create_queue(
+                session,
+                Actor.system(),
+                QueueCreate.model_validate({"name": "WhatsApp", "channels": ["whatsapp"]}),
+            )
+            account = await create_account(
+                session,
+                admin,
+                AccountCreate(
+                    kind=ChannelKind.whatsapp,
+                    name="Bench number",
+                    queue_id=queue.id,
+                    settings={"phone_number_id": "106540352242922", "waba_id": "102290129340398"},
+                    secrets={"access_token": "t", "app_secret": APP_SECRET, "verify_token": "v"},
+                ),
+                settings=settings,
+            )
+            return account.webhook_key
+    finally:
+        await db.dispose()
+
+
+def _webhook(n: int) -> bytes:
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "15550783881",
+                                "phone_number_id": "106540352242922",
+                            },
+                            "contacts": [
+                                {"profile": {"name": f"Cliente {n}"}, "wa_id": f"52155{n:08d}"}
+                            ],
+                            "messages": [
+                                {
+                                    "from": f"52155{n:08d}",
+                                    "id": f"wamid.bench{n:012d}{uuid.uuid4().hex[:8]}",
+                                    "timestamp": str(int(time.time())),
+                                    "type": "text",
+                                    "text": {"body": f"Hola, mensaje {n}"},
+                                }
+                            ],
+                        },
+                        "field": "messages",
+                    }
+                ],
+            }
+        ],
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _signed(body: bytes) -> dict[str, str]:
+    digest = hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {"content-type": "application/json", "x-hub-signature-256": f"sha256={digest}"}
+
+
+Request = tuple[str, str, bytes | None, int]
+
+
+async def _drive(
+    base: str, requests: list[Request], concurrency: int, max_seconds: float
+) -> tuple[list[float], list[int], float, set[int]]:
+    """Post everything from ``concurrency`` connections; returns latencies, statuses, the
+    elapsed time and the keys of the requests answered 200."""
+    latencies: list[float] = []
+    statuses: list[int] = []
+    acked: set[int] = set()
+    queue: asyncio.Queue[Request] = asyncio.Queue()
+    for item in requests:
+        queue.put_nowait(item)
+    deadline = time.perf_counter() + max_seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as client:
+
+        async def worker() -> None:
+            while not queue.empty() and time.perf_counter() < deadline:
+                method, path, body, key = queue.get_nowait()
+                started = time.perf_counter()
+                if method == "GET":
+                    response = await client.get(path)
+                else:
+                    assert body is not None
+                    response = await client.post(path, content=body, headers=_signed(body))
+                latencies.append((time.perf_counter() - started) * 1000)
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    acked.add(key)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return latencies, statuses, elapsed, acked
+
+
+def _percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))] if ordered else 0.0
+
+
+async def _count(url: str) -> tuple[int, int]:
+    db = Database(url)
+    try:
+        async with db.session(Scope.system(), read_only=True) as session:
+            rows = int(await session.scalar(select(func.count(InboundEvent.id))) or 0)
+            distinct = int(
+                await session.scalar(
+                    select(func.count(func.distinct(InboundEvent.provider_event_id)))
+                )
+                or 0
+            )
+        return rows, distinct
+    finally:
+        await db.dispose()
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the server exited during start-up")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the server did not become ready")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    key = await _setup(url, tmp, base)
+    atiende = shutil.which("atiende", path=str(Path(sys.executable).parent)) or "atiende"
+    env = {
+        **os.environ,
+        "ATIENDE_DATA_DIR": str(tmp),
+        "ATIENDE_DATABASE_URL": url,
+        "ATIENDE_SECRET_KEY": SECRET_KEY,
+        "ATIENDE_PUBLIC_URL": base,
+        "ATIENDE_EMBEDDED_WORKER": "false",
+        "ATIENDE_LOG_LEVEL": "warning",
+        "ATIENDE_HOST": "127.0.0.1",
+        "ATIENDE_PORT": str(port),
+    }
+    env.pop("ATIENDE_REDIS_URL", None)
+    server = subprocess.Popen(  # noqa: S603, ASYNC220 - our own command, started once
+        [atiende, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        _wait_ready(base, server)
+        path = f"/webhooks/whatsapp/{key}"
+        bodies = [_webhook(n) for n in range(args.count)]
+        again = random.Random(7).sample(range(args.count), int(args.count * args.redeliver))
+        bare: list[Request] = [("GET", "/healthz", None, n) for n in range(args.count)]
+        await _drive(base, bare[:200], args.concurrency, 30)  # warm-up
+        ceiling_lat, ceiling_status, ceiling_elapsed, _ = await _drive(
+            base, bare, args.concurrency, args.max_seconds
+        )
+        posts: list[Request] = [("POST", path, b, n) for n, b in enumerate(bodies)]
+        posts += [("POST", path, bodies[n], n) for n in again]
+        latencies, statuses, elapsed, acked_keys = await _drive(
+            base, posts, args.concurrency, args.max_seconds
+        )
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    rows, distinct = await _count(url)
+    acked = sum(1 for s in statuses if s == 200)
+    unique_sent = min(len(statuses), args.count)
+    # Every acknowledged message must be stored once: distinct stored ids cover them all.
+    msgs_per_s = acked / elapsed if elapsed else 0.0
+    ceiling = (
+        sum(1 for s in ceiling_status if s == 200) / ceiling_elapsed if ceiling_elapsed else 0.0
+    )
+    result: dict[str, Any] = {
+        "backend": "postgresql" if url.startswith("postgresql") else "sqlite",
+        "sent": len(statuses),
+        "unique_sent": unique_sent,
+        "redelivered": len(statuses) - unique_sent,
+        "acked": acked,
+        "errors": len(statuses) - acked,
+        "stored": rows,
+        "duplicates": rows - distinct,
+        "lost": max(0, len(acked_keys) - distinct),
+        "msgs_per_s": round(msgs_per_s, 1),
+        "ack_p50_ms": round(statistics.median(latencies), 2) if latencies else None,
+        "ack_p99_ms": round(_percentile(latencies, 0.99), 2),
+        "ceiling_msgs_per_s": round(ceiling, 1),
+        "ceiling_p50_ms": round(statistics.median(ceiling_lat), 2) if ceiling_lat else None,
+        "ratio": round(msgs_per_s / ceiling, 3) if ceiling else None,
+        "concurrency": args.concurrency,
+        "targets": {
+            "msgs_per_s_min": TARGET_MSGS_PER_S,
+            "ack_p99_ms_max": TARGET_ACK_P99_MS,
+            "ratio_min": TARGET_RATIO,
+            "lost": 0,
+            "duplicates": 0,
+        },
+    }
+    result["meets_targets"] = (
+        msgs_per_s >= TARGET_MSGS_PER_S
+        and result["ack_p99_ms"] <= TARGET_ACK_P99_MS
+        and (result["ratio"] or 0) >= TARGET_RATIO
+        and result["lost"] == 0
+        and result["duplicates"] == 0
+    )
+    shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--redeliver", type=float, default=0.1)
+    parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser.add_argument("--database-url", default=None, help="postgresql+asyncpg://… (empty DB)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>20}: {value}")
+    return 1 if result["lost"] or result["duplicates"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""HTTP routes of the messaging channels.
+
+- ``/api/v1/channels``: administrators configure accounts (secrets are write-only);
+- ``/webhooks/{kind}/{webhook_key}``: the providers' webhooks (public; each adapter checks
+  the provider's signature or secret before anything is stored).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from atiende.channels import service
+from atiende.channels.adapters.twilio_sms import TWIML_CONTENT_TYPE, TWIML_EMPTY_RESPONSE
+from atiende.channels.base import ChannelKind, RawRequest
+from atiende.channels.models import InboundStatus
+from atiende.channels.service import AccountCreate, AccountOut, AccountUpdate
+from atiende.web.deps import CurrentPrincipal, PublicSession, Session, app_state
+
+admin = APIRouter(prefix="/api/v1/channels", tags=["channels"])
+webhooks = APIRouter(prefix="/webhooks", tags=["channel webhooks"])
+
+
+@admin.get("", response_model=list[AccountOut])
+async def list_accounts(
+    request: Request, principal: CurrentPrincipal, session: Session
+) -> list[AccountOut]:
+    settings = app_state(request).settings
+    rows = await service.list_accounts(session, principal.actor)
+    return [service.account_out(a, settings) for a in rows]
+
+
+@admin.post("", response_model=AccountOut, status_code=status.HTTP_201_CREATED)
+async def create_account(
+    request: Request, principal: CurrentPrincipal, session: Session, body: AccountCreate
+) -> AccountOut:
+    """Connect a WhatsApp number, a Telegram bot, an SMS number or an API endpoint. The
+    answer has the `webhook_url` to give the provider; secrets are never shown again."""
+    settings = app_state(request).settings
+    account = await service.create_account(session, principal.actor, body, settings=settings)
+    return service.account_out(account, settings)
+
+
+@admin.get("/{account_id}", response_model=AccountOut)
+async def get_account(
+    request: Request, principal: CurrentPrincipal, session: Session, account_id: uuid.UUID
+) -> AccountOut:
+    account = await service.get_account(session, principal.actor, account_id)
+    return service.account_out(account, app_state(request).settings)
+
+
+@admin.patch("/{account_id}", response_model=AccountOut)
+async def update_account(
+    request: Request,
+    principal: CurrentPrincipal,
+    session: Session,
+    account_id: uuid.UUID,
+    body: AccountUpdate,
+) -> AccountOut:
+    settings = app_state(request).settings
+    account = await service.update_account(
+        session, principal.actor, account_id, body, settings=settings
+    )
+    return service.account_out(account, settings)
+
+
+@admin.delete("/{account_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_account(
+    principal: CurrentPrincipal, session: Session, account_id: uuid.UUID
+) -> Response:
+    await service.delete_account(session, principal.actor, account_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@admin.get("/{account_id}/events")
+async def list_events(
+    principal: CurrentPrincipal,
+    session: Session,
+    account_id: uuid.UUID,
+    status_filter: InboundStatus | None = Query(default=None, alias="status"),
+) -> list[dict[str, Any]]:
+    """The latest webhooks received (rejected ones are kept here for inspection)."""
+    rows = await service.list_events(session, principal.actor, account_id, status=status_filter)
+    return [
+        {
+            "id": str(e.id),
+            "provider_event_id": e.provider_event_id,
+            "status": e.status.value,
+            "error": e.error,
+            "received_at": e.received_at.isoformat(),
+            "processed_at": e.processed_at.isoformat() if e.processed_at else None,
+            "body": e.body[:20000],
+        }
+        for e in rows
+    ]
+
+
+# --- provider webhooks --------------------------------------------------------------------
+
+
+async def _raw(request: Request) -> RawRequest:
+    settings = app_state(request).settings
+    body = await request.body()
+    url = settings.public_url.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    form: dict[str, str] = {}
+    if "application/x-www-form-urlencoded" in headers.get("content-type", ""):
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    return RawRequest(
+        method=request.method,
+        url=url,
+        headers=headers,
+        query=dict(request.query_params),
+        body=body,
+        form=form,
+    )
+
+
+@webhooks.get("/{kind}/{webhook_key}", response_class=PlainTextResponse)
+async def webhook_handshake(
+    request: Request, session: PublicSession, kind: ChannelKind, webhook_key: str
+) -> Response:
+    """The provider's verification request (WhatsApp: echo `hub.challenge`)."""
+    answer = await service.handshake(
+        session, kind, webhook_key, await _raw(request), settings=app_state(request).settings
+    )
+    if answer is None:
+        return Response(status_code=status.HTTP_405_METHOD_NOT_ALLOWED)
+    return PlainTextResponse(answer)
+
+
+@webhooks.post("/{kind}/{webhook_key}")
+async def webhook(
+    request: Request, session: PublicSession, kind: ChannelKind, webhook_key: str
+) -> Response:
+    """Inbound messages and statuses. Stored before the 200; a redelivery is acknowledged
+    and ignored; a bad signature is a 401 and nothing is kept; a payload this channel
+    cannot read is kept for inspection and answered with a 400."""
+    intake = await service.receive(
+        session, kind, webhook_key, await _raw(request), settings=app_state(request).settings
+    )
+    if intake.error is not None and intake.outcome == "rejected":
+        return JSONResponse(intake.error.to_body(), status_code=intake.error.status_code)
+    if kind is ChannelKind.sms:  # Twilio reads the answer as TwiML: an empty one
+        return Response(TWIML_EMPTY_RESPONSE, media_type=TWIML_CONTENT_TYPE)
+    return JSONResponse({"status": intake.outcome})
+
+
+@admin.post("/{account_id}/actions/{action}")
+async def run_action(
+    request: Request,
+    principal: CurrentPrincipal,
+    session: Session,
+    account_id: uuid.UUID,
+    action: str,
+) -> dict[str, Any]:
+    """`set_webhook` (Telegram) registers the webhook URL and secret token with the bot;
+    `sync_templates` (WhatsApp) fetches the approved message templates."""
+    async with httpx.AsyncClient(timeout=15.0) as http:
+        return await service.run_action(
+            session,
+            principal.actor,
+            account_id,
+            action,
+            settings=app_state(request).settings,
+            http=http,
+        )
+
+
+interactions = APIRouter(prefix="/api/v1/interactions", tags=["conversations"])
+
+
+@interactions.post("/{interaction_id}/template", status_code=status.HTTP_201_CREATED)
+async def send_template(
+    principal: CurrentPrincipal,
+    session: Session,
+    interaction_id: uuid.UUID,
+    body: service.TemplateSend,
+) -> dict[str, Any]:
+    """Send an approved WhatsApp template (the only message allowed after 24 hours without
+    a word from the customer)."""
+    message, created = await service.send_template(session, principal.actor, interaction_id, body)
+    return {
+        "id": str(message.id),
+        "body": message.body,
+        "status": message.status.value,
+        "created": created,
+    }
+
+
+@interactions.get("/{interaction_id}/templates", response_model=list[service.TemplateOut])
+async def list_templates(
+    principal: CurrentPrincipal, session: Session, interaction_id: uuid.UUID
+) -> list[service.TemplateOut]:
+    """The approved WhatsApp templates the interaction's channel can send, for anyone who
+    may see the interaction (agents cannot read the channel's configuration)."""
+    return await service.approved_templates(session, principal.actor, interaction_id)
+
+
+routers = (admin, webhooks, interactions)
