@@ -108,6 +108,7 @@ def _admin_pages() -> list[tuple[str, str]]:
         ("/admin/break-reasons", _("Break reasons")),
         ("/admin/canned-responses", _("Canned responses")),
         ("/admin/webchat", _("Web chat")),
+        ("/admin/channels", _("Channels")),
     ]
 
 
@@ -288,6 +289,7 @@ for _path, _template in (
     ("/admin/holidays", "admin_schedules.html"),
     ("/admin/break-reasons", "admin_break_reasons.html"),
     ("/admin/webchat", "admin_webchat.html"),
+    ("/admin/channels", "admin_channels.html"),
 ):
     router.add_api_route(
         _path, _page(_template, Role.admin, Role.supervisor), response_class=HTMLResponse

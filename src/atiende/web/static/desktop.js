@@ -244,6 +244,9 @@
         : null,
       h("div", { class: "msg-body" }, message.body),
       attachmentList(message.attachments),
+      message.direction === "outbound" && message.status === "failed" && message.error
+        ? h("div", { class: "msg-error", "data-testid": "delivery-error" }, A.icon("alert"), message.error)
+        : null,
       h(
         "div",
         { class: "msg-meta" },
@@ -815,7 +818,7 @@
     );
     thread.dataset.status = status;
     const working = status === "assigned" || status === "wrap_up";
-    composer.hidden = !working;
+    showComposer(working);
     threadNotice.hidden = working;
     if (!working) {
       const ended = status === "closed" || status === "abandoned";
@@ -849,6 +852,7 @@
       details.status = "left";
     }
     composer.hidden = true;
+    picker.hidden = true;
     threadNotice.hidden = false;
     const ended = details && (details.status === "closed" || details.status === "abandoned");
     threadNotice.textContent = t(ended ? "thread_closed" : "thread_left");
@@ -891,7 +895,8 @@
     if (data.agent_id === selfId) {
       for (const [clientId, sending] of state.sending) {
         if (!sending.node.isConnected || sending.messageId) continue;
-        if (sending.payload.body === data.body && sending.direction === data.direction) {
+        const body = sending.body ?? sending.payload.body; // a template's: its rendered text
+        if (body === data.body && sending.direction === data.direction) {
           sending.messageId = id;
           const node = messageNode(data, { selfId, names: names() });
           sending.node.replaceWith(node);
@@ -1080,16 +1085,37 @@
       const existing = $(`[data-message-id="${CSS.escape(String(stored.id))}"]`, messages);
       if (existing && existing !== sending.node) sending.node.remove();
       else if (sending.node.isConnected) {
-        const node = messageNode(stored, { selfId, names: names() });
+        // A template's answer is short (id, body, status): the local message fills the rest.
+        const node = messageNode(Object.assign({}, sending.node.message, stored), {
+          selfId,
+          names: names(),
+        });
         sending.node.replaceWith(node);
       }
     } catch (error) {
+      if (
+        error instanceof ApiError &&
+        error.code === "whatsapp_window_closed" &&
+        sending.interactionId &&
+        !sending.template
+      ) {
+        // Nothing was stored: the text waits as the draft, the composer offers templates.
+        sending.node.remove();
+        state.sending.delete(sending.payload.client_id);
+        if (state.openId === sending.interactionId) {
+          if (!input.value) input.value = sending.payload.body;
+        } else if (!state.drafts.get(sending.interactionId)) {
+          state.drafts.set(sending.interactionId, sending.payload.body);
+        }
+        windowClosed(sending.interactionId);
+        return;
+      }
       sending.node.classList.add("failed");
       sending.node.append(
         h(
           "button",
           { type: "button", class: "msg-retry link", onclick: () => post(sending) },
-          `${errorMessage(error)} ${t("retry")}`,
+          `${sendProblem(error)} ${t("retry")}`,
         ),
       );
     }
@@ -1131,6 +1157,7 @@
       node,
       payload,
       direction,
+      interactionId: id,
       path: `/api/v1/interactions/${id}/${note ? "notes" : "messages"}`,
     };
     state.sending.set(clientId, sending);
@@ -1147,6 +1174,192 @@
   composer.addEventListener("submit", (event) => {
     event.preventDefault();
     send();
+  });
+
+  async function refreshMessage(interactionId, messageId) {
+    try {
+      const stored = await api("GET", `/api/v1/interactions/${interactionId}/messages/${messageId}`);
+      if (state.openId === interactionId) updateMessage(stored);
+    } catch {
+      // the tick already shows the failure; the reason comes with the next thread load
+    }
+  }
+
+  // --- WhatsApp after 24 hours: approved templates only ---------------------------------------
+
+  // WhatsApp accepts only approved templates once the customer has been silent for 24 hours;
+  // the server answers a plain reply with 409 whatsapp_window_closed, and the composer turns
+  // into a template picker for that conversation until the customer writes again.
+  const TEMPLATE_STRINGS = readJson("i18n-templates");
+  const tt = (key, values) =>
+    key in TEMPLATE_STRINGS ? A.fillIn(TEMPLATE_STRINGS[key], values) : t(key, values);
+  const picker = $("[data-template-picker]", page);
+  const templateSelect = $("[data-testid=template-select]", picker);
+  const templateParams = $("[data-template-params]", picker);
+  const templatePreview = $("[data-template-preview]", picker);
+  const pickerMessage = $("[data-form-message]", picker);
+  const closedWindows = new Set(); // interaction ids
+  const picking = { id: null, templates: [], generation: 0 };
+  const PLACEHOLDER = /\{\{\s*(\d+)\s*\}\}/g;
+
+  /** errorMessage, plus the sentences of the template errors. */
+  function sendProblem(error) {
+    const key = error instanceof ApiError ? `error_${error.code}` : "";
+    return key in TEMPLATE_STRINGS ? tt(key) : errorMessage(error);
+  }
+
+  function showComposer(working) {
+    const templates = working && closedWindows.has(state.openId);
+    composer.hidden = !working || templates;
+    picker.hidden = !templates;
+    if (templates && picking.id !== state.openId) loadTemplates(state.openId);
+  }
+
+  function windowClosed(interactionId) {
+    closedWindows.add(interactionId);
+    picking.id = null; // load the list afresh
+    if (state.openId === interactionId) renderThreadHead();
+  }
+
+  function windowReopened(interactionId) {
+    if (!closedWindows.delete(interactionId)) return;
+    if (state.openId === interactionId) {
+      renderThreadHead();
+      input.value = state.drafts.get(interactionId) || input.value;
+    }
+  }
+
+  function chosenTemplate() {
+    return picking.templates[Number(templateSelect.value)] || null;
+  }
+
+  function parameterValues() {
+    return $$("[data-param]", templateParams).map((field) => field.value.trim());
+  }
+
+  function renderPreview() {
+    const template = chosenTemplate();
+    if (!template) {
+      templatePreview.replaceChildren();
+      return;
+    }
+    const values = parameterValues();
+    const parts = [];
+    let last = 0;
+    for (const match of template.body.matchAll(PLACEHOLDER)) {
+      parts.push(template.body.slice(last, match.index));
+      const value = values[Number(match[1]) - 1];
+      parts.push(value ? value : h("mark", {}, match[0]));
+      last = match.index + match[0].length;
+    }
+    parts.push(template.body.slice(last));
+    templatePreview.replaceChildren(...parts);
+  }
+
+  function renderParameters() {
+    const template = chosenTemplate();
+    const count = template ? template.parameter_count : 0;
+    templateParams.replaceChildren(
+      ...Array.from({ length: count }, (_, index) =>
+        h(
+          "label",
+          { class: "field" },
+          h("span", { class: "field-label" }, tt("parameter", { n: index + 1 })),
+          h("input", {
+            name: `param-${index + 1}`,
+            "data-param": index + 1,
+            "data-testid": "template-param",
+            maxlength: 1000,
+            required: true,
+            autocomplete: "off",
+            oninput: () => {
+              A.clearFieldErrors(picker);
+              A.showMessage(pickerMessage, "", "");
+              renderPreview();
+            },
+          }),
+        ),
+      ),
+    );
+    renderPreview();
+  }
+
+  async function loadTemplates(interactionId) {
+    const generation = ++picking.generation;
+    picking.id = interactionId;
+    picking.templates = [];
+    A.showMessage(pickerMessage, "", "");
+    templateSelect.replaceChildren(h("option", { value: "" }, tt("loading")));
+    renderParameters();
+    try {
+      const templates = await api("GET", `/api/v1/interactions/${interactionId}/templates`);
+      if (generation !== picking.generation) return;
+      picking.templates = templates;
+      templateSelect.replaceChildren(
+        ...templates.map((template, index) =>
+          h("option", { value: index }, `${template.name} (${template.language})`),
+        ),
+      );
+      if (!templates.length) A.showMessage(pickerMessage, "error", tt("no_templates"));
+    } catch (error) {
+      if (generation !== picking.generation) return;
+      picking.id = null;
+      templateSelect.replaceChildren();
+      A.showMessage(pickerMessage, "error", sendProblem(error));
+    }
+    renderParameters();
+  }
+
+  function sendTemplate() {
+    const id = state.openId;
+    const template = chosenTemplate();
+    if (!id || picker.hidden || !template || picking.id !== id) return;
+    A.showMessage(pickerMessage, "", "");
+    const parameters = parameterValues();
+    if (!A.checkForm(picker)) {
+      A.showMessage(pickerMessage, "error", tt("fill_parameters"));
+      return;
+    }
+    const clientId = newClientId();
+    const node = messageNode(
+      {
+        id: `local-${clientId}`,
+        direction: "outbound",
+        author_kind: "agent",
+        author_user_id: selfId,
+        body: templatePreview.textContent,
+        status: "pending",
+        created_at: new Date().toISOString(),
+      },
+      { selfId },
+    );
+    node.classList.add("sending");
+    messages.append(node);
+    scrollToEnd(true);
+    const sending = {
+      node,
+      payload: { name: template.name, language: template.language, parameters, client_id: clientId },
+      direction: "outbound",
+      interactionId: id,
+      template: true,
+      body: node.message.body,
+      path: `/api/v1/interactions/${id}/template`,
+    };
+    state.sending.set(clientId, sending);
+    for (const field of $$("[data-param]", templateParams)) field.value = "";
+    renderPreview();
+    post(sending);
+  }
+
+  picker.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendTemplate();
+  });
+  templateSelect.addEventListener("change", renderParameters);
+  $("[data-template-cancel]", picker).addEventListener("click", () => {
+    // The customer may have written meanwhile: the next reply finds out.
+    windowReopened(state.openId);
+    input.focus();
   });
 
   // --- canned responses: "/shortcut" ----------------------------------------------------------
@@ -1516,6 +1729,7 @@
         }
         break;
       case "message.added":
+        if (data.direction === "inbound") windowReopened(data.interaction_id);
         if (state.openId === data.interaction_id) {
           addThreadMessage(event);
           if (data.direction === "inbound") markRead();
@@ -1532,6 +1746,8 @@
       case "message.status":
         if (state.openId === data.interaction_id) {
           updateMessage({ id: data.message_id, status: data.status });
+          // The event carries no reason: the stored message has it.
+          if (data.status === "failed") refreshMessage(data.interaction_id, data.message_id);
         }
         break;
       case "interaction.typing":
