@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende import demo as demo_tenant
+from atiende.attachments.storage import close_attachment_store
 from atiende.billing.cli import pricing_app
 from atiende.core import migrate
 from atiende.core.config import Settings
@@ -122,6 +123,7 @@ def worker(
             await JobRunner(db, build_registry(), settings).run_forever(stop)
         finally:
             await bus.stop()
+            await close_attachment_store(settings)
             await db.dispose()
 
     asyncio.run(main())

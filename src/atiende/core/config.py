@@ -81,10 +81,34 @@ class Settings(BaseSettings):
     licence_public_key: Path | None = None
     licence_grace_days: int = Field(default=14, ge=0)
 
+    # Where attachment bytes live: "local" under data_dir/attachments (one node), or "s3" in
+    # an S3-compatible bucket that every node shares. No endpoint URL means AWS; unset keys
+    # mean the default AWS credential chain (environment, instance or task role).
+    attachment_store: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_prefix: str = Field(default="attachments/", pattern=r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*/)*$")
+    # SSE-S3 (AES256) on every object; unset means on for AWS, off with an endpoint URL
+    # (MinIO refuses it unless it has a KMS configured).
+    s3_server_side_encryption: bool | None = None
+
     @model_validator(mode="after")
     def _one_kind_of_smtp_tls(self) -> Settings:
         if self.smtp_starttls and self.smtp_tls:
             raise ValueError("set ATIENDE_SMTP_STARTTLS or ATIENDE_SMTP_TLS, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _s3_store_is_complete(self) -> Settings:
+        if self.attachment_store == "s3" and not self.s3_bucket:
+            raise ValueError("ATIENDE_ATTACHMENT_STORE=s3 needs ATIENDE_S3_BUCKET")
+        if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key):
+            raise ValueError(
+                "set both ATIENDE_S3_ACCESS_KEY_ID and ATIENDE_S3_SECRET_ACCESS_KEY, or neither"
+            )
         return self
 
     @cached_property

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atiende import __version__
 from atiende.attachments.api import router as attachments_router
+from atiende.attachments.storage import close_attachment_store
 from atiende.audit.api import router as audit_router
 from atiende.billing.api import routers as billing_routers
 from atiende.channels.api import routers as channel_routers
@@ -100,6 +101,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
             await bus.stop()
+            await close_attachment_store(settings)
             await db.dispose()
 
     app = FastAPI(
