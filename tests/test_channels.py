@@ -490,3 +490,107 @@ async def test_api_channel_end_to_end_signed_both_ways(app: FastAPI) -> None:
             assert ok.status_code == 200
         await office.run_jobs()
         assert (await office.messages(interaction.id))[-1].status is MessageStatus.read
+
+
+# --- every inbound fixture, delivered twice, has one effect ---------------------------------
+
+
+def _whatsapp_fixtures() -> list[dict[str, Any]]:
+    return [
+        meta.WEBHOOK_TEXT_MESSAGE,
+        meta.WEBHOOK_STATUS_SENT,
+        meta.WEBHOOK_STATUS_DELIVERED,
+        meta.WEBHOOK_STATUS_READ,
+        meta.WEBHOOK_STATUS_FAILED,
+    ]
+
+
+async def _effects(office: Desk) -> tuple[int, int, list[str]]:
+    interactions = await office.interactions()
+    bodies = [m.body for i in interactions for m in await office.messages(i.id)]
+    return len(interactions), len(bodies), sorted(bodies)
+
+
+@pytest.mark.parametrize("index", range(5))
+async def test_each_whatsapp_fixture_replayed_has_one_effect(
+    app: FastAPI, graph: meta.FakeGraph, index: int
+) -> None:
+    office = await desk(app, ["whatsapp"])
+    account = await connect_whatsapp(office, graph)
+    payload = _whatsapp_fixtures()[index]
+    assert (await post_webhook(app, account, payload)).json() == {"status": "stored"}
+    await office.run_jobs()
+    once = await _effects(office)
+    for _ in range(2):
+        assert (await post_webhook(app, account, payload)).json() == {"status": "duplicate"}
+    await office.run_jobs()
+    assert await _effects(office) == once
+    assert len(await stored_events(office)) == 1
+
+
+@pytest.mark.parametrize(
+    "update_name",
+    [
+        "UPDATE_TEXT_PRIVATE",
+        "UPDATE_TEXT_PRIVATE_OFFICIAL_SAMPLE",
+        "UPDATE_COMMAND_START",
+        "UPDATE_CALLBACK_QUERY",
+    ],
+)
+async def test_each_telegram_fixture_replayed_has_one_effect(
+    app: FastAPI, update_name: str
+) -> None:
+    import test_channel_telegram as fixtures
+
+    office = await desk(app, ["telegram"])
+    account = await office.connect(
+        "telegram",
+        {"api_base": "http://127.0.0.1:9"},
+        {"bot_token": fixtures.TOKEN, "webhook_secret": fixtures.SECRET},
+    )
+    update = getattr(fixtures, update_name)
+    headers = {"X-Telegram-Bot-Api-Secret-Token": fixtures.SECRET}
+    async with api_client(app) as telegram:
+        first = await telegram.post(webhook_path(account), json=update, headers=headers)
+        assert first.json() == {"status": "stored"}
+        await office.run_jobs()
+        once = await _effects(office)
+        assert once[1] == 1
+        for _ in range(2):
+            again = await telegram.post(webhook_path(account), json=update, headers=headers)
+            assert again.json() == {"status": "duplicate"}
+    await office.run_jobs()
+    assert await _effects(office) == once
+
+
+@pytest.mark.parametrize("name", ["INBOUND_SMS", "STATUS_DELIVERED", "STATUS_UNDELIVERED"])
+async def test_each_sms_fixture_replayed_has_one_effect(app: FastAPI, name: str) -> None:
+    import test_channel_twilio_sms as fixtures
+    from atiende.channels.adapters.twilio_sms import compute_signature
+    from fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
+
+    office = await desk(app, ["sms"])
+    account = await office.connect(
+        "sms",
+        {
+            "account_sid": ACCOUNT_SID,
+            "from_number": "+14155550100",
+            "api_base": "http://127.0.0.1:9",
+        },
+        {"auth_token": AUTH_TOKEN},
+    )
+    params = dict(getattr(fixtures, name))
+    signature = compute_signature(
+        AUTH_TOKEN, account["webhook_url"], {k: [v] for k, v in params.items()}
+    )
+    async with api_client(app) as twilio:
+        for attempt in range(3):
+            answer = await twilio.post(
+                webhook_path(account), data=params, headers={"X-Twilio-Signature": signature}
+            )
+            assert answer.status_code == 200
+            await office.run_jobs()
+            if attempt == 0:
+                once = await _effects(office)
+    assert await _effects(office) == once
+    assert len(await stored_events(office)) == 1
