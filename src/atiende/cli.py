@@ -31,6 +31,7 @@ from atiende.licensing.cli import license_app
 from atiende.tenancy import service as tenancy
 from atiende.tenancy.models import DeploymentMode, Tenant
 from atiende.tenancy.schemas import TenantCreate
+from atiende.voice.cli import pbx_app
 
 app = typer.Typer(
     help="Atiende: omnichannel contact center.",
@@ -46,6 +47,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(license_app, name="license")
 app.add_typer(pricing_app, name="pricing")
 app.add_typer(support_app, name="support")
+app.add_typer(pbx_app, name="pbx")
 
 T = TypeVar("T")
 DEMO_LOGINS_FILE = "demo-logins.json"

@@ -38,7 +38,7 @@ from atiende.routing.models import (
     Skill,
 )
 from atiende.tenancy.models import Tenant
-from atiende.voice.models import Extension
+from atiende.voice.models import Extension, Pbx
 from atiende.webchat.models import Visitor, Widget
 
 __all__ = [
@@ -81,6 +81,7 @@ __all__ = [
     "OutboundMail",
     "OutboundMailAttachment",
     "Payment",
+    "Pbx",
     "Queue",
     "QueueMember",
     "Schedule",

@@ -1,0 +1,142 @@
+"""``atiende pbx``: register a tenant's PBX and print the Asterisk configuration it needs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atiende.core.db import in_tenant
+from atiende.core.errors import AtiendeError, NotFound
+from atiende.identity.actor import Actor
+from atiende.tenancy import service as tenancy
+from atiende.tenancy.models import Tenant
+from atiende.voice import service
+from atiende.voice.models import DEFAULT_APP_NAME, Pbx
+
+pbx_app = typer.Typer(help="PBXs (Asterisk) and their configuration.", no_args_is_help=True)
+
+
+def _fail(error: AtiendeError) -> NoReturn:
+    typer.secho(f"error ({error.error_code}): {error.message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+async def _tenant(session: AsyncSession, slug: str) -> Tenant:
+    tenant = await tenancy.get_tenant_by_slug(session, slug)
+    if tenant is None:
+        raise NotFound("tenant", f"No tenant with slug {slug!r}.")
+    return tenant
+
+
+@pbx_app.command("add")
+def add(  # noqa: PLR0917 - one parameter per command-line option
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    name: Annotated[str, typer.Option(help="A name for this PBX, e.g. main")],
+    ari_url: Annotated[str, typer.Option("--ari-url", help="e.g. http://10.0.0.5:8088/ari")],
+    ari_username: Annotated[str, typer.Option("--ari-username")] = "atiende",
+    ari_password: Annotated[
+        str,
+        typer.Option(
+            "--ari-password", prompt=True, hide_input=True, help="Stored sealed; never shown"
+        ),
+    ] = "",
+    app_name: Annotated[str, typer.Option("--app", help="Stasis application")] = DEFAULT_APP_NAME,
+) -> None:
+    """Register a tenant's PBX: where its ARI is and the user Atiende logs in as."""
+    from atiende.cli import _settings, _with_db
+
+    settings = _settings()
+    try:
+        data = service.PbxCreate(
+            name=name,
+            ari_url=ari_url,
+            ari_username=ari_username,
+            ari_password=ari_password,
+            app_name=app_name,
+        )
+    except ValidationError as error:
+        typer.secho(f"error (validation_error): {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from error
+
+    async def work(session: AsyncSession) -> Pbx:
+        found = await _tenant(session, tenant)
+        async with in_tenant(session, found.id):
+            return await service.add_pbx(session, Actor.system(), data, settings=settings)
+
+    try:
+        pbx = _with_db(settings, work)
+    except AtiendeError as error:
+        _fail(error)
+    typer.echo(f"pbx {pbx.name} of {tenant} added: {pbx.ari_url} as {pbx.ari_username}")
+
+
+@pbx_app.command("config")
+def config(  # noqa: PLR0917 - one parameter per command-line option
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    pbx: Annotated[
+        str | None, typer.Option(help="Which PBX (needed when the tenant has several)")
+    ] = None,
+    did: Annotated[
+        list[str] | None, typer.Option(help="An inbound number routed to Atiende; repeatable")
+    ] = None,
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="Print the stored ARI password")
+    ] = False,
+    generate_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--generate-secrets",
+            help="Fresh random SIP passwords for the extensions instead of placeholders",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Print the Asterisk files a PBX needs (ari, http, pjsip and extensions.conf).
+
+    pjsip.conf has an endpoint per extension of the tenant; extensions.conf sends each DID
+    into Stasis(<app>,<tenant>,<did>). Stored secrets are shown only with --show-secrets.
+    """
+    from atiende.cli import _settings, _with_db
+
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> service.PbxConfig:
+        found = await _tenant(session, tenant)
+        async with in_tenant(session, found.id):
+            return await service.pbx_config(
+                session,
+                found,
+                settings=settings,
+                pbx_name=pbx,
+                dids=did or (),
+                show_secrets=show_secrets,
+                generate_secrets=generate_secrets,
+            )
+
+    try:
+        result = _with_db(settings, work)
+    except AtiendeError as error:
+        _fail(error)
+    if as_json:
+        body = {
+            "tenant": result.tenant_slug,
+            "pbx": result.pbx_name,
+            "secrets_shown": result.secrets_shown,
+            "files": result.files,
+        }
+        typer.echo(json.dumps(body, indent=2))
+        return
+    if result.pbx_name is None:
+        typer.secho(
+            f"note: tenant {tenant} has no PBX registered (atiende pbx add); defaults are shown",
+            err=True,
+        )
+    for index, (name, text) in enumerate(result.files.items()):
+        if index:
+            typer.echo("")
+        typer.echo(f";;; ---- {name} ----")
+        typer.echo(text, nl=False)
