@@ -48,7 +48,7 @@ from atiende.billing.schemas import (
     SignupIn,
 )
 from atiende.core.config import Settings
-from atiende.core.db import advisory_lock, now
+from atiende.core.db import advisory_lock, next_number, now
 from atiende.core.errors import (
     AtiendeError,
     Conflict,
@@ -314,25 +314,9 @@ def _item_name(price_list: pricing.PriceList, code: str, locale: str) -> str:
 
 
 async def _next_number(session: AsyncSession, issuer: str) -> int:
-    """Numbers are sequential per issuer with no gaps: the counter row is locked until the
-    invoice's transaction ends (SQLite writers are serialised anyway)."""
-    counter = await session.scalar(
-        select(InvoiceCounter).where(InvoiceCounter.issuer == issuer).with_for_update()
-    )
-    if counter is None:
-        try:
-            async with session.begin_nested():
-                counter = InvoiceCounter(issuer=issuer, last_number=0)
-                session.add(counter)
-        except IntegrityError:
-            counter = await session.scalar(
-                select(InvoiceCounter).where(InvoiceCounter.issuer == issuer).with_for_update()
-            )
-            if counter is None:  # pragma: no cover - the row exists after the conflict
-                raise
-    counter.last_number += 1
-    await session.flush()
-    return counter.last_number
+    """Numbers are sequential per issuer with no gaps (the counter row stays locked until the
+    invoice's transaction ends)."""
+    return await next_number(session, InvoiceCounter, InvoiceCounter.issuer, issuer)
 
 
 async def issue_invoice(

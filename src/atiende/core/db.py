@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, Uuid, event, text
+from sqlalchemy import DateTime, ForeignKey, MetaData, Uuid, event, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -249,6 +250,30 @@ async def advisory_lock(session: AsyncSession, key: str) -> None:
         await connection.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
         )
+
+
+class Counter(Protocol):
+    last_number: int
+
+
+async def next_number(session: AsyncSession, model: type[Any], key_column: Any, key: str) -> int:
+    """The next number of a gap-free sequence kept in a one-row-per-key counter table
+    (``last_number``): the row is locked until the transaction ends, and created on first
+    use even when two transactions race for it."""
+    query = select(model).where(key_column == key).with_for_update()
+    counter: Counter | None = await session.scalar(query)
+    if counter is None:
+        try:
+            async with session.begin_nested():
+                counter = model(**{key_column.key: key, "last_number": 0})
+                session.add(counter)
+        except IntegrityError:
+            counter = await session.scalar(query)
+            if counter is None:  # pragma: no cover - the row exists after the conflict
+                raise
+    counter.last_number += 1
+    await session.flush()
+    return counter.last_number
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], Any]) -> None:

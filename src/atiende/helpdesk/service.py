@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.attachments import media
@@ -33,7 +32,7 @@ from atiende.attachments.storage import AttachmentStore
 from atiende.audit import service as audit
 from atiende.billing.models import BillingAccount, Subscription, SubscriptionStatus
 from atiende.core.config import Settings
-from atiende.core.db import now
+from atiende.core.db import next_number, now
 from atiende.core.errors import AtiendeError, Conflict, NotFound, PermissionDenied, ValidationFailed
 from atiende.core.ids import new_id
 from atiende.helpdesk import sla
@@ -136,22 +135,7 @@ def sla_of(case: SupportCase, at: datetime, *, at_risk_fraction: float = 0.75) -
 
 
 async def _next_number(session: AsyncSession) -> int:
-    counter = await session.scalar(
-        select(CaseCounter).where(CaseCounter.name == "cases").with_for_update()
-    )
-    if counter is None:
-        try:
-            async with session.begin_nested():
-                counter = CaseCounter(name="cases", last_number=0)
-                session.add(counter)
-        except IntegrityError:
-            counter = await session.scalar(
-                select(CaseCounter).where(CaseCounter.name == "cases").with_for_update()
-            )
-            assert counter is not None
-    counter.last_number += 1
-    await session.flush()
-    return counter.last_number
+    return await next_number(session, CaseCounter, CaseCounter.name, "cases")
 
 
 async def _event(
