@@ -137,14 +137,13 @@ async def webhook_handshake(
 
 
 @webhooks.post("/{kind}/{webhook_key}")
-async def webhook(
-    request: Request, session: PublicSession, kind: ChannelKind, webhook_key: str
-) -> Response:
+async def webhook(request: Request, kind: ChannelKind, webhook_key: str) -> Response:
     """Inbound messages and statuses. Stored before the 200; a redelivery is acknowledged
     and ignored; a bad signature is a 401 and nothing is kept; a payload this channel
     cannot read is kept for inspection and answered with a 400."""
+    state = app_state(request)  # intake writes in a unit of work of its own (group commit)
     intake = await service.receive(
-        session, kind, webhook_key, await _raw(request), settings=app_state(request).settings
+        state.db, kind, webhook_key, await _raw(request), settings=state.settings
     )
     if intake.error is not None and intake.outcome == "rejected":
         return JSONResponse(intake.error.to_body(), status_code=intake.error.status_code)

@@ -8,24 +8,33 @@ the URL; the adapter verifies the signature (a bad one is a 401 and nothing is s
 the raw request is stored with the provider's event id (unique per account, so a
 redelivery is acknowledged and changes nothing); a job parses and applies it. A payload
 that cannot be understood is kept (``rejected``) and answered with a 400.
+
+Intake is the one use case here that owns its transactions: webhooks that arrive together
+are stored in one (``Inbox``), and each is acknowledged only once it has committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
 import secrets
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from atiende.attachments import service as attachments
 from atiende.attachments.storage import AttachmentStore
@@ -39,6 +48,7 @@ from atiende.channels.base import (
     PayloadMalformed,
     RawRequest,
     RetryLater,
+    SignatureInvalid,
     StatusUpdate,
 )
 from atiende.channels.models import ChannelAccount, InboundEvent, InboundStatus
@@ -53,9 +63,10 @@ from atiende.conversations.models import (
     MessageStatus,
 )
 from atiende.core.config import Settings
-from atiende.core.db import in_tenant, now, require_tenant
+from atiende.core.db import Database, Scope, now, require_tenant
 from atiende.core.errors import AtiendeError, Conflict, NotFound, PermissionDenied, ValidationFailed
-from atiende.core.sealing import SecretBox
+from atiende.core.ids import new_id
+from atiende.core.sealing import SecretBox, SecretsUnreadable, secret_box
 from atiende.identity.actor import Actor
 from atiende.identity.models import Role
 from atiende.jobs import service as jobs
@@ -93,6 +104,15 @@ STATUS = {
 
 class StatusTooEarly(Exception):
     """A status for a message whose send has not been recorded yet: retried later."""
+
+
+class IntakeUnavailable(AtiendeError):
+    """Storing the webhook failed (the database is down, say): nothing is acknowledged, so
+    the provider delivers it again."""
+
+    status_code = 503
+    code = "webhook_not_stored"
+    default_message = "The webhook could not be stored; please deliver it again."
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -136,7 +156,7 @@ class AccountOut(BaseModel):
 
 
 def box(settings: Settings) -> SecretBox:
-    return SecretBox(settings.resolved_secret_key, purpose=b"atiende channel secrets")
+    return secret_box(settings.resolved_secret_key, b"atiende channel secrets")
 
 
 def webhook_url(settings: Settings, account: ChannelAccount) -> str:
@@ -384,20 +404,59 @@ def raw_of(event: InboundEvent) -> RawRequest:
     )
 
 
-async def receive(
-    session: AsyncSession,
-    kind: ChannelKind,
-    webhook_key: str,
-    request: RawRequest,
-    *,
-    settings: Settings,
-) -> Intake:
-    """Verify, then store once and queue processing. The caller commits and answers: 200
-    for stored or duplicate, the error's 4xx for rejected (which is stored too)."""
-    account = await account_by_key(session, kind, webhook_key)
-    adapter = adapter_for(kind)
-    adapter.verify(request, config_of(account, settings))  # SignatureInvalid: nothing stored
-    async with in_tenant(session, account.tenant_id):
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """What intake needs of an account, as last read; every write checks it still holds."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    kind: ChannelKind
+    sealed_secrets: str
+    config: AccountConfig
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    account: _Known
+    request: RawRequest
+    event_id: str
+    error: PayloadMalformed | None
+    received_at: datetime
+    outcome: asyncio.Future[Intake]
+
+
+class Inbox:
+    """Webhook intake of one database: verify, then store and queue processing.
+
+    Most of what a transaction costs is fixed, not per row, so the webhooks that arrive
+    while one transaction is being written are written together in the next (group
+    commit), each answered only once the transaction holding it has committed.
+    Accounts are remembered by webhook key, so a request with a good signature costs no
+    read; each write re-reads its accounts (one statement) and honours what changed since:
+    a disabled or deleted account refuses the webhook, new secrets verify it again.
+
+    One transaction is written at a time, on PostgreSQL too: there, several in flight made
+    smaller batches and cost more than the commits they overlapped.
+    """
+
+    MAX_BATCH = 200
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._known: dict[str, _Known] = {}
+        self._waiting: list[_Arrival] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def receive(
+        self, db: Database, kind: ChannelKind, webhook_key: str, request: RawRequest
+    ) -> Intake:
+        adapter = adapter_for(kind)
+        account = self._known.get(webhook_key)
+        if account is None or account.kind is not kind or not _verifies(request, account):
+            # Unknown here, or the secrets may have changed since: ask the database.
+            async with db.session(Scope.system(), read_only=True) as session:
+                account = self._remember(await account_by_key(session, kind, webhook_key))
+            adapter.verify(request, account.config)  # SignatureInvalid: nothing stored
         error: PayloadMalformed | None = None
         try:
             event_id = adapter.event_id(request)
@@ -405,32 +464,181 @@ async def receive(
         except PayloadMalformed as malformed:
             error = malformed
             event_id = "rejected:" + hashlib.sha256(request.body).hexdigest()
-        event = InboundEvent(
-            account_id=account.id,
-            provider_event_id=event_id[:200],
-            method=request.method,
-            url=request.url,
-            headers=dict(request.headers),
-            body=_body_text(request.body),
-            status=InboundStatus.rejected if error else InboundStatus.received,
-            error=error.message if error else None,
-            received_at=now(session),
+        arrival = _Arrival(
+            account=account,
+            request=request,
+            event_id=event_id[:200],
+            error=error,
+            received_at=db.clock.now(),
+            outcome=asyncio.get_running_loop().create_future(),
         )
-        try:
-            async with session.begin_nested():
-                session.add(event)
-        except IntegrityError:
-            return Intake("duplicate", error)
-        if error is not None:
-            return Intake("rejected", error)
-        await jobs.schedule(
-            session,
-            PROCESS,
-            payload={"event_id": str(event.id)},
+        self._waiting.append(arrival)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_waiting(db), name="channel-intake")
+        return await arrival.outcome
+
+    def _remember(self, account: ChannelAccount) -> _Known:
+        known = _Known(
+            id=account.id,
             tenant_id=account.tenant_id,
-            dedupe_key=f"{PROCESS}:{event.id}",
+            kind=account.kind,
+            sealed_secrets=account.sealed_secrets,
+            config=config_of(account, self.settings),
         )
-        return Intake("stored")
+        self._known[account.webhook_key] = known
+        return known
+
+    async def _write_waiting(self, db: Database) -> None:
+        batch: list[_Arrival] = []
+        try:
+            while self._waiting:
+                batch = self._waiting[: self.MAX_BATCH]
+                del self._waiting[: self.MAX_BATCH]
+                try:
+                    results = await self._write(db, batch)
+                except Exception:
+                    log.exception("storing %d webhooks failed; none is acknowledged", len(batch))
+                    results = [IntakeUnavailable() for _ in batch]
+                for arrival, result in zip(batch, results, strict=True):
+                    if arrival.outcome.done():  # the client went away; the event is kept
+                        continue
+                    if isinstance(result, Exception):
+                        arrival.outcome.set_exception(result)
+                    else:
+                        arrival.outcome.set_result(result)
+                batch = []
+        except BaseException:  # cancelled with the server: nobody waits for ever
+            for arrival in batch + self._waiting:
+                arrival.outcome.cancel()
+            self._waiting.clear()
+            raise
+        finally:
+            # Here, not in a done callback: an arrival in between would find no writer.
+            self._writer = None
+
+    async def _write(self, db: Database, batch: list[_Arrival]) -> list[Intake | Exception]:
+        results: dict[int, Intake | Exception] = {}
+        async with db.session(Scope.system()) as session:
+            # Key-share locks keep the accounts from being deleted before the events are in.
+            accounts = {
+                account.id: account
+                for account in await session.scalars(
+                    select(ChannelAccount)
+                    .where(ChannelAccount.id.in_({a.account.id for a in batch}))
+                    .with_for_update(read=True, key_share=True)
+                )
+            }
+            rows: list[dict[str, Any]] = []
+            firsts: dict[tuple[uuid.UUID, str], int] = {}
+            for index, arrival in enumerate(batch):
+                found = accounts.get(arrival.account.id)
+                if found is None or not found.is_active or found.kind is not arrival.account.kind:
+                    self._forget(arrival.account.id)
+                    results[index] = NotFound("channel")
+                    continue
+                if found.sealed_secrets != arrival.account.sealed_secrets:
+                    try:
+                        adapter_for(found.kind).verify(
+                            arrival.request, self._remember(found).config
+                        )
+                    except SignatureInvalid as refused:
+                        results[index] = refused
+                        continue
+                    except SecretsUnreadable:  # sealed with another key: this account only
+                        log.exception("channel %s: secrets unreadable", found.id)
+                        results[index] = IntakeUnavailable()
+                        continue
+                key = (found.id, arrival.event_id)
+                if key in firsts:
+                    results[index] = Intake("duplicate", arrival.error)  # twice in one batch
+                    continue
+                firsts[key] = index
+                rows.append(_event_row(arrival))
+            # The same order in every transaction: two nodes given the same redeliveries
+            # wait for each other's rows instead of deadlocking (PostgreSQL).
+            rows.sort(key=lambda row: (row["account_id"], row["provider_event_id"]))
+            inserted = (
+                set(await session.scalars(_insert_new_events(db.dialect), rows)) if rows else set()
+            )
+            new_jobs: list[jobs.NewJob] = []
+            for row in rows:
+                index = firsts[(row["account_id"], row["provider_event_id"])]
+                error = batch[index].error
+                if row["id"] not in inserted:
+                    results[index] = Intake("duplicate", error)
+                elif error is not None:
+                    results[index] = Intake("rejected", error)
+                else:
+                    results[index] = Intake("stored")
+                    event_id = row["id"]
+                    new_jobs.append(
+                        (row["tenant_id"], {"event_id": str(event_id)}, f"{PROCESS}:{event_id}")
+                    )
+            await jobs.schedule_new(session, PROCESS, new_jobs)
+        return [results[index] for index in range(len(batch))]
+
+    def _forget(self, account_id: uuid.UUID) -> None:
+        for key, known in list(self._known.items()):
+            if known.id == account_id:
+                del self._known[key]
+
+
+def _verifies(request: RawRequest, account: _Known) -> bool:
+    try:
+        adapter_for(account.kind).verify(request, account.config)
+    except SignatureInvalid:
+        return False
+    return True
+
+
+def _event_row(arrival: _Arrival) -> dict[str, Any]:
+    request = arrival.request
+    return {
+        "id": new_id(),
+        "tenant_id": arrival.account.tenant_id,
+        "account_id": arrival.account.id,
+        "provider_event_id": arrival.event_id,
+        "method": request.method,
+        "url": request.url,
+        "headers": dict(request.headers),
+        "body": _body_text(request.body),
+        "status": InboundStatus.rejected if arrival.error else InboundStatus.received,
+        "error": arrival.error.message if arrival.error else None,
+        "received_at": arrival.received_at,
+        "processed_at": None,
+    }
+
+
+def _insert_new_events(dialect: str) -> ReturningInsert[tuple[uuid.UUID]]:
+    """One INSERT for a batch of rows (its SQL compiled once): a redelivery (same account
+    and provider event id) is skipped, and only the ids of the rows inserted come back."""
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(InboundEvent)
+        .on_conflict_do_nothing(index_elements=["account_id", "provider_event_id"])
+        .returning(InboundEvent.id)
+    )
+
+
+_inboxes: weakref.WeakKeyDictionary[Database, Inbox] = weakref.WeakKeyDictionary()
+
+
+async def receive(
+    db: Database,
+    kind: ChannelKind,
+    webhook_key: str,
+    request: RawRequest,
+    *,
+    settings: Settings,
+) -> Intake:
+    """Verify, then store once and queue processing, in a unit of work of its own (see
+    ``Inbox``). Answers ``stored`` or ``duplicate`` (a 200 for the provider) or ``rejected``
+    with the error's 4xx (the payload is kept too); raises ``NotFound`` or
+    ``SignatureInvalid`` having stored nothing."""
+    inbox = _inboxes.get(db)
+    if inbox is None or inbox.settings is not settings:
+        inbox = _inboxes[db] = Inbox(settings)
+    return await inbox.receive(db, kind, webhook_key, request)
 
 
 # --- processing ---------------------------------------------------------------------------

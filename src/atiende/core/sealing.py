@@ -5,6 +5,7 @@ makes sealed secrets unreadable: they must be entered again."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -32,3 +33,10 @@ class SecretBox:
         except (InvalidToken, ValueError) as error:
             raise SecretsUnreadable("sealed with another key, or altered") from error
         return {str(k): str(v) for k, v in data.items()}
+
+
+@functools.lru_cache(maxsize=16)
+def secret_box(secret_key: str, purpose: bytes) -> SecretBox:
+    """The box for a key and purpose, made once per process: deriving the key is wasted work
+    on a hot path (every webhook opens its channel's secrets)."""
+    return SecretBox(secret_key, purpose=purpose)

@@ -13,16 +13,18 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.core.config import Settings
 from atiende.core.db import SCOPE_KEY, Database, Scope, now
 from atiende.core.errors import NotFound
+from atiende.core.ids import new_id
 from atiende.core.metrics import JOBS_RUN
 from atiende.jobs.models import Job, JobStatus
 from atiende.jobs.registry import JobContext, JobRegistry
@@ -80,6 +82,40 @@ async def schedule(
             raise
         return winner
     return job
+
+
+NewJob = tuple[uuid.UUID | None, dict[str, Any], str]  # tenant, payload, dedupe key
+
+
+async def schedule_new(
+    session: AsyncSession, kind: str, new: Sequence[NewJob], *, max_attempts: int = 5
+) -> None:
+    """Add jobs due now, in one statement, for rows this unit of work has just created.
+
+    Each dedupe key names such a row (``"<kind>:<row id>"``), so no job can have it yet:
+    unlike ``schedule`` nothing is looked up first (a key in use fails the unit of work).
+    """
+    if not new:
+        return
+    instant = now(session)
+    await session.execute(
+        insert(Job),
+        [
+            {
+                "id": new_id(),
+                "tenant_id": tenant_id,
+                "kind": kind,
+                "payload": payload,
+                "dedupe_key": dedupe_key,
+                "status": JobStatus.pending,
+                "run_at": instant,
+                "attempts": 0,
+                "max_attempts": max_attempts,
+                "created_at": instant,
+            }
+            for tenant_id, payload, dedupe_key in new
+        ],
+    )
 
 
 async def _by_key(session: AsyncSession, dedupe_key: str) -> Job | None:
