@@ -594,3 +594,12 @@ async def test_each_sms_fixture_replayed_has_one_effect(app: FastAPI, name: str)
                 once = await _effects(office)
     assert await _effects(office) == once
     assert len(await stored_events(office)) == 1
+
+
+async def test_the_api_channel_is_documented_in_openapi_with_examples(app: FastAPI) -> None:
+    async with api_client(app) as anyone:
+        spec = (await anyone.get("/openapi.json")).json()
+    operation = spec["paths"]["/webhooks/api/{webhook_key}"]["post"]
+    examples = operation["requestBody"]["content"]["application/json"]["examples"]
+    assert examples["message"]["value"]["message_id"] == "msg-20260115-0001"
+    assert "status" in examples["status"]["value"]

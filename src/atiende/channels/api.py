@@ -136,6 +136,63 @@ async def webhook_handshake(
     return PlainTextResponse(answer)
 
 
+def _api_channel_body() -> dict[str, Any]:
+    """The API channel's request body for the OpenAPI document (the route reads the raw
+    bytes itself, to check the token before anything is parsed)."""
+    from atiende.channels.adapters.generic_api import ApiInboundMessage, ApiStatusReport
+
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            ApiInboundMessage.model_json_schema(),
+                            ApiStatusReport.model_json_schema(),
+                        ]
+                    },
+                    "examples": {
+                        "message": {
+                            "summary": "A customer's message",
+                            "value": _example(ApiInboundMessage),
+                        },
+                        "status": {
+                            "summary": "A delivery status of an agent's message",
+                            "value": _example(ApiStatusReport),
+                        },
+                    },
+                }
+            },
+        },
+        "parameters": [
+            {
+                "name": "Authorization",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string", "example": "Bearer <inbound_token>"},
+            }
+        ],
+    }
+
+
+def _example(model: Any) -> Any:
+    examples = (model.model_config.get("json_schema_extra") or {}).get("examples") or [{}]
+    return examples[0]
+
+
+@webhooks.post(
+    "/api/{webhook_key}",
+    summary="API channel: a customer's message or a delivery status",
+    openapi_extra=_api_channel_body(),
+)
+async def api_channel_webhook(request: Request, webhook_key: str) -> Response:
+    """For channels Atiende has no adapter for: the customer's system posts its customers'
+    messages here with `Authorization: Bearer <inbound_token>` (see docs/channels/api.md).
+    A redelivery (same `message_id`) is acknowledged and ignored."""
+    return await webhook(request, ChannelKind.api, webhook_key)
+
+
 @webhooks.post("/{kind}/{webhook_key}")
 async def webhook(request: Request, kind: ChannelKind, webhook_key: str) -> Response:
     """Inbound messages and statuses. Stored before the 200; a redelivery is acknowledged
