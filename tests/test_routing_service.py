@@ -595,3 +595,94 @@ async def test_agents_get_the_directory_of_their_own_tenant(app, db: Database) -
     body = response.json()
     assert [q["name"] for q in body["queues"]] == ["Ventas"]
     assert str(colleague) in {a["id"] for a in body["agents"]}
+
+
+async def test_only_agents_with_the_queues_skills_at_its_level_are_offered_its_work(
+    app, db: Database, clock: TestClock
+) -> None:
+    from atiende.routing.models import AgentSkill, Skill
+
+    tenant = await make_tenant(db)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        billing = Skill(name="billing", created_at=db.clock.now())
+        french = Skill(name="french", created_at=db.clock.now())
+        session.add_all([billing, french])
+    queue = await make_queue(db, tenant, required_skills={str(billing.id): 5})
+    novice = await make_agent(db, tenant, queue)  # idle longest: first choice without skills
+    clock.advance(5)
+    expert = await make_agent(db, tenant, queue)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        session.add_all(
+            [
+                AgentSkill(agent_id=novice, skill_id=billing.id, level=4),
+                AgentSkill(agent_id=novice, skill_id=french.id, level=9),
+                AgentSkill(agent_id=expert, skill_id=french.id, level=2),
+                AgentSkill(agent_id=expert, skill_id=billing.id, level=5),
+            ]
+        )
+    interaction_id = await arrive(db, tenant, queue)
+    assert (await pending_offer(db, tenant.id, interaction_id)).agent_id == expert
+
+
+async def test_an_agent_serving_two_queues_is_offered_work_from_both(app, db: Database) -> None:
+    tenant = await make_tenant(db)
+    sales, support = await make_queue(db, tenant), await make_queue(db, tenant)
+    agent_id = await make_agent(db, tenant, sales, support)
+    offered = [await arrive(db, tenant, sales), await arrive(db, tenant, support)]
+    assert [(await pending_offer(db, tenant.id, i)).agent_id for i in offered] == [agent_id] * 2
+
+
+async def test_a_holiday_keeps_a_scheduled_queue_closed_until_it_has_passed(
+    app, db: Database, clock: TestClock
+) -> None:
+    from atiende.routing.models import ClosedAction, Holiday, Schedule
+
+    tenant = await make_tenant(db)
+    always = {
+        day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    }
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        schedule = Schedule(name="always", time_zone="UTC", weekly=always, created_at=clock.now())
+        session.add_all([schedule, Holiday(day=clock.now().date(), name="Fiesta")])
+    queue = await make_queue(
+        db, tenant, schedule_id=schedule.id, closed_action=ClosedAction.keep_queued
+    )
+    agent_id = await make_agent(db, tenant, queue)
+    waiting = await arrive(db, tenant, queue)
+    assert (await get(db, tenant, waiting)).status is InteractionStatus.queued
+    clock.advance(24 * 3600)
+    await routing.route_now(db, tenant.id)
+    assert (await pending_offer(db, tenant.id, waiting)).agent_id == agent_id
+
+
+async def test_a_round_writes_with_the_same_statements_for_two_arrivals_or_twenty(
+    app, db: Database
+) -> None:
+    from sqlalchemy import event, update
+
+    async def statements_of_a_round(waiting: int) -> int:
+        tenant = await make_tenant(db)
+        queue = await make_queue(db, tenant)
+        for _ in range(5):
+            await make_agent(db, tenant, queue, available=False)
+        ids = [await arrive(db, tenant, queue) for _ in range(waiting)]
+        async with db.session(Scope.tenant(tenant.id)) as session:
+            # Available without asking for a round: the next one is counted.
+            await session.execute(update(Agent).values(presence=Presence.available))
+        seen: list[str] = []
+
+        def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+            # The event log is core.events' table (on SQLite it takes one INSERT per event).
+            if "event_log" not in statement:
+                seen.append(statement)
+
+        event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            offers = await routing.route_now(db, tenant.id)
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+        assert {o.interaction_id for o in offers} == set(ids)
+        assert await counters_match_truth(db, tenant)
+        return len(seen)
+
+    assert await statements_of_a_round(2) == await statements_of_a_round(20)

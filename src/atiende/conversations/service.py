@@ -35,9 +35,10 @@ from atiende.conversations.schemas import (
     InteractionOut,
     QueueSummary,
 )
-from atiende.core.db import now
+from atiende.core.db import now, require_tenant
 from atiende.core.errors import Conflict, NotFound, PermissionDenied
 from atiende.core.events import emit
+from atiende.core.ids import new_id
 from atiende.identity.actor import Actor
 from atiende.identity.models import Role, User
 from atiende.routing.models import Disposition, Offer, OfferStatus, Queue
@@ -107,9 +108,14 @@ async def open_interaction(
     subject: str | None = None,
     priority: int = 0,
 ) -> Interaction:
-    """A new interaction, not yet in a queue (``routing.service.enqueue`` puts it in one)."""
+    """A new interaction, not yet in a queue (``routing.service.enqueue`` puts it in one).
+
+    Nothing is written yet: the row goes in with the unit of work's next flush, usually
+    already queued, so an arrival costs one INSERT rather than an INSERT and an UPDATE."""
     instant = now(session)
     interaction = Interaction(
+        id=new_id(),
+        tenant_id=require_tenant(session),
         channel=channel,
         status=InteractionStatus.queued,
         contact_id=contact_id,
@@ -121,7 +127,6 @@ async def open_interaction(
         unread_count=0,
     )
     session.add(interaction)
-    await session.flush()
     await record(session, interaction, "created", channel=channel.value)
     return interaction
 

@@ -15,17 +15,34 @@ computed under the same lock, so no agent goes over capacity — also with sever
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, bindparam, func, insert, select, union_all, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    ARRAY,
+    Select,
+    String,
+    Table,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    column,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from atiende.conversations import service as conversations
 from atiende.conversations.events import InteractionChanged
@@ -46,7 +63,7 @@ from atiende.core.db import (
     require_tenant,
 )
 from atiende.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from atiende.core.events import emit, emit_many
+from atiende.core.events import DomainEvent, emit, emit_many
 from atiende.identity.actor import Actor
 from atiende.identity.models import Role, User
 from atiende.jobs import service as jobs
@@ -273,7 +290,9 @@ async def enqueue(
 ) -> None:
     """Put an interaction in a queue (new, transferred or overflowing), applying the queue's
     closed-hours action and length limit, and route once the unit of work commits."""
-    queue = await session.get(Queue, queue_id)
+    with session.no_autoflush:
+        # A new arrival is still pending here: its row goes in once, already queued.
+        queue = await session.get(Queue, queue_id)
     if queue is None:
         raise NotFound("queue")
     if interaction.channel.value not in queue.channels:
@@ -366,11 +385,39 @@ def _lock_key(tenant_id: uuid.UUID) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """What a round applies of a queue besides its rules (``strategies.QueueRules``)."""
+
+    channels: frozenset[str]
+    auto_accept: bool = False
+    offer_timeout_seconds: int = 30
+    sticky_seconds: int = 0
+
+    @classmethod
+    def of(cls, queue: Queue) -> QueueSettings:
+        return cls(
+            channels=frozenset(queue.channels or ()),
+            auto_accept=queue.auto_accept,
+            offer_timeout_seconds=queue.offer_timeout_seconds,
+            sticky_seconds=queue.sticky_seconds,
+        )
+
+    @property
+    def pools(self) -> tuple[str, ...]:
+        pools = []
+        if "voice" in self.channels:
+            pools.append(strategies.VOICE)
+        if self.channels - {"voice"}:
+            pools.append(strategies.CHAT)
+        return tuple(pools)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     waiting: list[strategies.Waiting]
     queues: dict[uuid.UUID, strategies.QueueRules]
     agents: list[strategies.AgentView]
-    queue_rows: dict[uuid.UUID, Queue]
+    settings: dict[uuid.UUID, QueueSettings]
 
 
 async def _loads(
@@ -399,37 +446,43 @@ async def _loads(
     return loads
 
 
-def _pools_of(queue: Queue) -> tuple[str, ...]:
-    channels = set(queue.channels or ())
-    pools = []
-    if "voice" in channels:
-        pools.append(strategies.VOICE)
-    if channels - {"voice"}:
-        pools.append(strategies.CHAT)
-    return tuple(pools)
-
-
 async def snapshot(session: AsyncSession) -> Snapshot:
     """What a routing round decides on. Agents first: only queues where some available member
     has free capacity matter, and of their waiting interactions only as many as could be
     placed (the oldest, plus every prioritised one), so a long backlog that nobody can take
-    costs nothing per round."""
+    costs nothing per round.
+
+    Three reads, each a Core select returning plain rows: the queues with their schedules,
+    the available agents with room together with their queues and skills, and the waiting
+    interactions that could be placed together with their recent refusals."""
     instant = now(session)
     tenant_id = require_tenant(session)
-    queue_rows = {q.id: q for q in (await session.scalars(select(Queue))).all()}
-    calendars = await _calendars(session, list(queue_rows.values()))
-    agents, members = await _available_agents(session)
+    # Core statements on the unit of work's connection (plain rows, no ORM bookkeeping), after
+    # its pending changes (the sweep's recount, a transfer) are flushed.
+    await session.flush()
+    conn = await session.connection()
+    configured = await _queue_config(conn, tenant_id, instant)
+    agents, members = await _available_agents(conn, tenant_id)
     queues = {
-        q.id: strategies.QueueRules(
-            queue_id=q.id,
-            strategy=strategies.StrategyName(q.strategy.value),
-            required_skills={uuid.UUID(k): int(v) for k, v in (q.required_skills or {}).items()},
-            priority=q.priority,
-            is_open=calendars[q.id].is_open(instant),
-            ageing_seconds=q.ageing_seconds,
-            members=frozenset(members[q.id]),
+        row.id: strategies.QueueRules(
+            queue_id=row.id,
+            strategy=strategies.StrategyName(row.strategy.value),
+            required_skills={uuid.UUID(k): int(v) for k, v in (row.required_skills or {}).items()},
+            priority=row.priority,
+            is_open=is_open,
+            ageing_seconds=row.ageing_seconds,
+            members=frozenset(members.get(row.id, ())),
         )
-        for q in queue_rows.values()
+        for row, is_open in configured
+    }
+    settings = {
+        row.id: QueueSettings(
+            channels=frozenset(row.channels or ()),
+            auto_accept=row.auto_accept,
+            offer_timeout_seconds=row.offer_timeout_seconds,
+            sticky_seconds=row.sticky_seconds,
+        )
+        for row, _ in configured
     }
     by_id = {a.agent_id: a for a in agents}
     # Room per queue and capacity pool: how many interactions of that pool could be placed.
@@ -437,63 +490,28 @@ async def snapshot(session: AsyncSession) -> Snapshot:
         (queue_id, pool): sum(max(0, by_id[m].free(pool)) for m in rules.members if m in by_id)
         for queue_id, rules in queues.items()
         if rules.is_open
-        for pool in _pools_of(queue_rows[queue_id])
+        for pool in settings[queue_id].pools
     }
-    rows: list[Any] = []
-    columns = (
-        Interaction.id,
-        Interaction.queue_id,
-        Interaction.channel,
-        Interaction.enqueued_at,
-        Interaction.priority,
-        Interaction.contact_id,
-    )
     # One statement for every queue and pool with room: the oldest that could be placed, plus
-    # every prioritised one (ageing may not lift an old one above those, so both are needed).
-    parts: list[Any] = []
-    for (queue_id, pool), slots in room.items():
-        if slots <= 0:
-            continue
-        in_pool = (
-            Interaction.channel == Channel.voice
-            if pool == strategies.VOICE
-            else Interaction.channel != Channel.voice
-        )
-        waiting_here = and_(
-            # Spelled out: the scoping hook does not reach into the compound's subqueries.
-            Interaction.tenant_id == tenant_id,
-            Interaction.status == InteractionStatus.queued,
-            Interaction.queue_id == queue_id,
-            in_pool,
-        )
-        oldest = (
-            select(*columns)
-            .where(waiting_here)
-            .order_by(Interaction.enqueued_at)
-            .limit(slots + 50)
-            .subquery()
-        )
-        parts.append(select(*oldest.c))
-        parts.append(select(*columns).where(waiting_here, Interaction.priority != 0))
-    if parts:
-        seen: set[uuid.UUID] = set()
-        for row in (await session.execute(union_all(*parts))).all():
-            if row.id not in seen:
-                seen.add(row.id)
-                rows.append(row)
-    interaction_ids = [row.id for row in rows]
+    # every prioritised one (ageing may not lift an old one above those, so both are needed),
+    # with the agents who refused each of them lately (they are skipped for it).
+    wanted = [(key, slots) for key, slots in room.items() if slots > 0]
+    rows: dict[uuid.UUID, Any] = {}
     excluded: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    for chunk in _chunks(interaction_ids):
-        recent = await session.execute(
-            select(Offer.interaction_id, Offer.agent_id).where(
-                Offer.interaction_id.in_(chunk),
-                Offer.status.in_([OfferStatus.rejected, OfferStatus.timed_out]),
-                Offer.responded_at >= instant - REJECT_DELAY,
-            )
-        )
-        for interaction_id, agent_id in recent.all():
-            excluded[interaction_id].add(agent_id)
-    sticky = await _sticky_agents(session, rows, queue_rows, instant)
+    if wanted:
+        params: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "refused_since": instant - REJECT_DELAY,
+        }
+        for n, ((queue_id, _), slots) in enumerate(wanted):
+            params[f"queue_{n}"] = queue_id
+            params[f"limit_{n}"] = slots + 50
+        query = _waiting_statement(tuple(pool for (_, pool), _ in wanted))
+        for row in (await conn.execute(query, params)).all():
+            rows.setdefault(row.id, row)
+            if row.refused_by is not None:
+                excluded[row.id].add(row.refused_by)
+    sticky = await _sticky_agents(session, list(rows.values()), settings, instant)
     waiting = [
         strategies.Waiting(
             interaction_id=row.id,
@@ -504,68 +522,172 @@ async def snapshot(session: AsyncSession) -> Snapshot:
             sticky_agent_id=sticky.get(row.id),
             excluded_agents=frozenset(excluded.get(row.id, ())),
         )
-        for row in rows
+        for row in rows.values()
     ]
-    return Snapshot(waiting=waiting, queues=queues, agents=agents, queue_rows=queue_rows)
+    return Snapshot(waiting=waiting, queues=queues, agents=agents, settings=settings)
 
 
 CHUNK = 2000
-# Bulk statements address the tables directly (by ids the scoped snapshot produced).
+# Rounds read and write the tables directly (Core statements, plain rows, no ORM objects), so
+# they spell out the tenant: the scoping hook sees only ORM statements.
 INTERACTIONS = cast(Table, Interaction.__table__)
 AGENTS = cast(Table, Agent.__table__)
 OFFERS = cast(Table, Offer.__table__)
 TIMELINE = cast(Table, InteractionEvent.__table__)
+QUEUES = cast(Table, Queue.__table__)
+SCHEDULES = cast(Table, Schedule.__table__)
+HOLIDAYS = cast(Table, Holiday.__table__)
+MEMBERS = cast(Table, QueueMember.__table__)
+AGENT_SKILLS = cast(Table, AgentSkill.__table__)
+
+_T = TypeVar("_T")
 
 
-def _chunks(ids: Sequence[uuid.UUID], size: int = CHUNK) -> list[Sequence[uuid.UUID]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
+def _chunks(items: Sequence[_T], size: int = CHUNK) -> list[Sequence[_T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+# The round's fixed reads, built once; the tenant is a parameter.
+_QUEUE_CONFIG = (
+    select(
+        QUEUES.c.id,
+        QUEUES.c.channels,
+        QUEUES.c.strategy,
+        QUEUES.c.required_skills,
+        QUEUES.c.priority,
+        QUEUES.c.ageing_seconds,
+        QUEUES.c.auto_accept,
+        QUEUES.c.offer_timeout_seconds,
+        QUEUES.c.sticky_seconds,
+        SCHEDULES.c.weekly,
+        SCHEDULES.c.time_zone,
+    )
+    .select_from(QUEUES.outerjoin(SCHEDULES, SCHEDULES.c.id == QUEUES.c.schedule_id))
+    .where(QUEUES.c.tenant_id == bindparam("tenant_id"))
+)
+_HOLIDAYS = select(HOLIDAYS.c.day).where(HOLIDAYS.c.tenant_id == bindparam("tenant_id"))
+# Each agent's queues and skills folded into its row ("<queue id>,…" and "<skill id>:<level>,…").
+_AGENTS_WITH_ROOM = select(
+    AGENTS.c.user_id,
+    AGENTS.c.licence,
+    AGENTS.c.voice_capacity,
+    AGENTS.c.chat_capacity,
+    AGENTS.c.voice_load,
+    AGENTS.c.chat_load,
+    AGENTS.c.idle_since,
+    AGENTS.c.last_offer_at,
+    select(func.aggregate_strings(sql_cast(MEMBERS.c.queue_id, String), ","))
+    .where(MEMBERS.c.agent_id == AGENTS.c.user_id)
+    .scalar_subquery()
+    .label("queue_ids"),
+    select(
+        func.aggregate_strings(
+            sql_cast(AGENT_SKILLS.c.skill_id, String)
+            + ":"
+            + sql_cast(AGENT_SKILLS.c.level, String),
+            ",",
+        )
+    )
+    .where(AGENT_SKILLS.c.agent_id == AGENTS.c.user_id)
+    .scalar_subquery()
+    .label("skill_levels"),
+).where(
+    AGENTS.c.tenant_id == bindparam("tenant_id"),
+    AGENTS.c.presence == Presence.available,
+    (AGENTS.c.voice_load < AGENTS.c.voice_capacity) | (AGENTS.c.chat_load < AGENTS.c.chat_capacity),
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _waiting_statement(pools: tuple[str, ...]) -> Select[Any]:
+    """The waiting read for queues with room in these pools, in order; built once per shape.
+    Parameters: ``tenant_id``, ``refused_since`` and per part ``queue_<n>``, ``limit_<n>``."""
+    table = INTERACTIONS
+    columns = (
+        table.c.id,
+        table.c.queue_id,
+        table.c.channel,
+        table.c.enqueued_at,
+        table.c.priority,
+        table.c.contact_id,
+    )
+    parts: list[Any] = []
+    for n, pool in enumerate(pools):
+        in_pool = (
+            table.c.channel == Channel.voice
+            if pool == strategies.VOICE
+            else table.c.channel != Channel.voice
+        )
+        waiting_here = and_(
+            table.c.tenant_id == bindparam("tenant_id"),
+            table.c.status == InteractionStatus.queued,
+            table.c.queue_id == bindparam(f"queue_{n}"),
+            in_pool,
+        )
+        oldest = select(*columns).where(waiting_here).order_by(table.c.enqueued_at)
+        parts.append(select(*oldest.limit(bindparam(f"limit_{n}")).subquery().c))
+        parts.append(select(*columns).where(waiting_here, table.c.priority != 0))
+    found = union_all(*parts).subquery("found")
+    refused = and_(
+        OFFERS.c.interaction_id == found.c.id,
+        OFFERS.c.status.in_([OfferStatus.rejected, OfferStatus.timed_out]),
+        OFFERS.c.responded_at >= bindparam("refused_since"),
+    )
+    return select(*found.c, OFFERS.c.agent_id.label("refused_by")).select_from(
+        found.outerjoin(OFFERS, refused)
+    )
+
+
+async def _queue_config(
+    conn: AsyncConnection, tenant_id: uuid.UUID, instant: datetime
+) -> list[tuple[Any, bool]]:
+    """Every queue of the tenant (the columns a round reads, with its schedule's), and whether
+    it is open at ``instant``. Holidays are read only when some queue has a schedule."""
+    rows = (await conn.execute(_QUEUE_CONFIG, {"tenant_id": tenant_id})).all()
+    holidays: frozenset[date] = frozenset()
+    if any(row.weekly is not None for row in rows):
+        holidays = frozenset((await conn.scalars(_HOLIDAYS, {"tenant_id": tenant_id})).all())
+    return [
+        (row, QueueCalendar(row.weekly, row.time_zone or "UTC", holidays).is_open(instant))
+        for row in rows
+    ]
+
+
+def _id_set(joined: str | None) -> set[uuid.UUID]:
+    return {uuid.UUID(part) for part in joined.split(",")} if joined else set()
+
+
+def _levels(joined: str | None) -> dict[uuid.UUID, int]:
+    levels = {}
+    for part in joined.split(",") if joined else ():
+        skill_id, level = part.split(":")
+        levels[uuid.UUID(skill_id)] = int(level)
+    return levels
 
 
 async def _available_agents(
-    session: AsyncSession,
+    conn: AsyncConnection, tenant_id: uuid.UUID
 ) -> tuple[list[strategies.AgentView], dict[uuid.UUID, set[uuid.UUID]]]:
     """Available agents with room in at least one pool (read from the load counters), and
-    the queues each of them serves."""
-    rows = (
-        await session.execute(
-            select(Agent, QueueMember.queue_id)
-            .outerjoin(QueueMember, QueueMember.agent_id == Agent.user_id)
-            .where(
-                Agent.presence == Presence.available,
-                (Agent.voice_load < Agent.voice_capacity) | (Agent.chat_load < Agent.chat_capacity),
-            )
-            .execution_options(populate_existing=True)
-        )
-    ).all()
-    agent_rows: dict[uuid.UUID, Agent] = {}
+    the queues each of them serves: one row per agent, its queues and skills folded in."""
+    rows = (await conn.execute(_AGENTS_WITH_ROOM, {"tenant_id": tenant_id})).all()
     members: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    for agent, queue_id in rows:
-        agent_rows[agent.user_id] = agent
-        if queue_id is not None:
-            members[queue_id].add(agent.user_id)
-    skills: dict[uuid.UUID, dict[uuid.UUID, int]] = defaultdict(dict)
-    for chunk in _chunks(list(agent_rows)):
-        for agent_id, skill_id, level in (
-            await session.execute(
-                select(AgentSkill.agent_id, AgentSkill.skill_id, AgentSkill.level).where(
-                    AgentSkill.agent_id.in_(chunk)
-                )
+    views = []
+    for row in rows:
+        for queue_id in _id_set(row.queue_ids):
+            members[queue_id].add(row.user_id)
+        views.append(
+            strategies.AgentView(
+                agent_id=row.user_id,
+                licence=row.licence.value,
+                available=True,
+                skills=_levels(row.skill_levels),
+                capacity={strategies.VOICE: row.voice_capacity, strategies.CHAT: row.chat_capacity},
+                load={strategies.VOICE: row.voice_load, strategies.CHAT: row.chat_load},
+                idle_since=row.idle_since,
+                last_offer_at=row.last_offer_at,
             )
-        ).all():
-            skills[agent_id][skill_id] = level
-    views = [
-        strategies.AgentView(
-            agent_id=a.user_id,
-            licence=a.licence.value,
-            available=True,
-            skills=skills.get(a.user_id, {}),
-            capacity={strategies.VOICE: a.voice_capacity, strategies.CHAT: a.chat_capacity},
-            load={strategies.VOICE: a.voice_load, strategies.CHAT: a.chat_load},
-            idle_since=a.idle_since,
-            last_offer_at=a.last_offer_at,
         )
-        for a in agent_rows.values()
-    ]
     return views, members
 
 
@@ -583,7 +705,7 @@ async def _held(session: AsyncSession, agent_id: uuid.UUID) -> dict[str, int]:
 
 async def _bump(session: AsyncSession, changes: dict[tuple[uuid.UUID, str], int]) -> None:
     """Move load counters: ``{(agent id, pool): delta}``, in one statement per pool."""
-    for pool, column in ((strategies.VOICE, "voice_load"), (strategies.CHAT, "chat_load")):
+    for pool, counter in ((strategies.VOICE, "voice_load"), (strategies.CHAT, "chat_load")):
         params = [
             {"b_agent": agent_id, "b_delta": delta}
             for (agent_id, kind), delta in changes.items()
@@ -593,7 +715,7 @@ async def _bump(session: AsyncSession, changes: dict[tuple[uuid.UUID, str], int]
             await session.execute(
                 update(AGENTS)
                 .where(AGENTS.c.user_id == bindparam("b_agent"))
-                .values({column: AGENTS.c[column] + bindparam("b_delta")}),
+                .values({counter: AGENTS.c[counter] + bindparam("b_delta")}),
                 params,
             )
 
@@ -617,7 +739,10 @@ async def recount_loads(session: AsyncSession) -> int:
 
 
 async def _sticky_agents(
-    session: AsyncSession, rows: Sequence[Any], queues: dict[uuid.UUID, Queue], instant: datetime
+    session: AsyncSession,
+    rows: Sequence[Any],
+    queues: dict[uuid.UUID, QueueSettings],
+    instant: datetime,
 ) -> dict[uuid.UUID, uuid.UUID]:
     """The last agent of each waiting contact, within the queue's sticky window."""
     wanted = [row for row in rows if queues[row.queue_id].sticky_seconds > 0]
@@ -657,17 +782,20 @@ async def route(session: AsyncSession) -> list[OfferMade]:
     instant = now(session)
     decisions = strategies.decide(snap.waiting, snap.queues, snap.agents, instant)
     by_id = {item.interaction_id: item for item in snap.waiting}
-    return await _apply(session, decisions, by_id, snap.queue_rows, instant)
+    return await _apply(session, decisions, by_id, snap.settings, instant)
 
 
 async def _apply(
     session: AsyncSession,
     decisions: Sequence[strategies.Decision],
     waiting: dict[uuid.UUID, strategies.Waiting],
-    queue_rows: dict[uuid.UUID, Queue],
+    settings: dict[uuid.UUID, QueueSettings],
     instant: datetime,
 ) -> list[OfferMade]:
-    """Write a round's decisions in bulk: a handful of statements, however many there are.
+    """Write a round's decisions in bulk, the same few statements however many there are:
+    the guarded move out of the queue, one INSERT of offers, one of timeline rows, one
+    UPDATE of the agents' counters, one INSERT of events, and an offer time-out job per
+    expiry time (none for auto-accept queues).
 
     Runs under the tenant's routing lock, so the interactions are still queued as the
     snapshot saw them; the guarded UPDATE double-checks it and aborts the round otherwise.
@@ -675,33 +803,20 @@ async def _apply(
     if not decisions:
         return []
     tenant_id = require_tenant(session)
-    table = INTERACTIONS
-    ids = [d.interaction_id for d in decisions]
-    moved = 0
-    for chunk in _chunks(ids):
-        result = await session.execute(
-            update(table)
-            .where(
-                table.c.tenant_id == tenant_id,
-                table.c.id.in_(chunk),
-                table.c.status == InteractionStatus.queued.value,
-            )
-            .values(status=InteractionStatus.offered.value)
-        )
-        moved += result.rowcount or 0  # type: ignore[attr-defined]
-    if moved != len(ids):
-        raise RuntimeError("interactions left the queue during a locked routing round")
     offers: list[OfferMade] = []
     timeline: list[dict[str, Any]] = []
-    assigned: list[dict[str, Any]] = []
-    events: list[Any] = []
+    to_offer: list[uuid.UUID] = []
+    to_assign: list[tuple[uuid.UUID, uuid.UUID]] = []
+    events: list[DomainEvent] = []
     audiences: list[list[uuid.UUID] | None] = []
     timeouts: dict[datetime, list[uuid.UUID]] = defaultdict(list)
+    loads: dict[uuid.UUID, dict[str, int]] = {}
     for decision in decisions:
         item = waiting[decision.interaction_id]
-        queue = queue_rows.get(item.queue_id)
+        queue = settings.get(item.queue_id)
         auto_accept = bool(queue and queue.auto_accept and len(decision.agent_ids) == 1)
         expires = instant + timedelta(seconds=queue.offer_timeout_seconds if queue else 30)
+        pool = strategies.channel_class(item.channel)
         made = [
             OfferMade(
                 id=uuid.uuid4(),
@@ -715,6 +830,9 @@ async def _apply(
             for agent_id in decision.agent_ids
         ]
         offers.extend(made)
+        for agent_id in decision.agent_ids:
+            held = loads.setdefault(agent_id, {strategies.VOICE: 0, strategies.CHAT: 0})
+            held[pool] += 1
         single = decision.agent_ids[0] if len(decision.agent_ids) == 1 else None
         timeline.append(
             _event(
@@ -727,12 +845,13 @@ async def _apply(
                 offer_ids=[str(o.id) for o in made],
             )
         )
-        if auto_accept:
-            assigned.append({"b_id": item.interaction_id, "b_agent": single})
+        if auto_accept and single is not None:
+            to_assign.append((item.interaction_id, single))
             timeline.append(_event(tenant_id, item, "assigned", single, instant))
             events.append(_changed(item, InteractionStatus.assigned, single, "assigned"))
             audiences.append(None)
             continue
+        to_offer.append(item.interaction_id)
         events.append(_changed(item, InteractionStatus.offered, None, "offered"))
         audiences.append(None)
         for offer in made:
@@ -748,8 +867,10 @@ async def _apply(
                 )
             )
             audiences.append([offer.agent_id])
-    # Core bulk inserts: thousands of rows per round at a fraction of an ORM flush's cost.
-    await session.execute(
+    await session.flush()  # a transfer's pending changes go first
+    conn = await session.connection()
+    await _leave_queue(conn, tenant_id, to_offer, to_assign, instant)
+    await conn.execute(
         insert(OFFERS),
         [
             {
@@ -765,33 +886,21 @@ async def _apply(
             for o in offers
         ],
     )
-    await session.execute(
-        insert(TIMELINE),
-        timeline,
+    await conn.execute(insert(TIMELINE), timeline)
+    # Load counters and the last offer: one row per agent, in id order.
+    await conn.execute(
+        _TAKE_ROOM,
+        [
+            {
+                "b_tenant": tenant_id,
+                "b_agent": agent_id,
+                "b_voice": loads[agent_id][strategies.VOICE],
+                "b_chat": loads[agent_id][strategies.CHAT],
+                "b_at": instant,
+            }
+            for agent_id in sorted(loads)
+        ],
     )
-    if assigned:
-        await session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(
-                status=InteractionStatus.assigned.value,
-                agent_id=bindparam("b_agent"),
-                assigned_at=instant,
-            ),
-            assigned,
-        )
-    deltas: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
-    for decision in decisions:
-        pool = strategies.channel_class(waiting[decision.interaction_id].channel)
-        for agent_id in decision.agent_ids:
-            deltas[(agent_id, pool)] += 1
-    await _bump(session, deltas)
-    chosen = sorted({agent_id for d in decisions for agent_id in d.agent_ids})
-    for chunk in _chunks(chosen):
-        await session.execute(
-            update(AGENTS).where(AGENTS.c.user_id.in_(chunk)).values(last_offer_at=instant)
-        )
-    await session.flush()
     await emit_many(session, events, tenant_id=tenant_id, audiences=audiences)
     for expires, offer_ids in timeouts.items():
         await jobs.schedule(
@@ -803,6 +912,104 @@ async def _apply(
             dedupe_key=f"offer-timeout:{offer_ids[0]}",
         )
     return offers
+
+
+_STILL_QUEUED = (
+    INTERACTIONS.c.tenant_id == bindparam("b_tenant"),
+    INTERACTIONS.c.status == InteractionStatus.queued,
+)
+_TO_OFFERED = (
+    update(INTERACTIONS)
+    .where(INTERACTIONS.c.id.in_(bindparam("b_ids", expanding=True)), *_STILL_QUEUED)
+    .values(status=InteractionStatus.offered)
+)
+_TO_ASSIGNED = (
+    update(INTERACTIONS)
+    .where(INTERACTIONS.c.id == bindparam("b_id"), *_STILL_QUEUED)
+    .values(
+        status=InteractionStatus.assigned,
+        agent_id=bindparam("b_agent"),
+        assigned_at=bindparam("b_at"),
+    )
+)
+# PostgreSQL: the (interaction id, agent id) pairs arrive as two arrays; ``id = ANY(ids)``
+# lets the planner find them by primary key rather than scan the tenant's queue.
+_PAIRED_IDS = bindparam("b_ids", type_=ARRAY(Uuid()))
+_PICKED = (
+    func.unnest(_PAIRED_IDS, bindparam("b_agents", type_=ARRAY(Uuid())))
+    .table_valued(column("picked_id", Uuid()), column("picked_agent", Uuid()))
+    .render_derived("picked")
+)
+_TO_ASSIGNED_PAIRS = (
+    update(INTERACTIONS)
+    .where(
+        INTERACTIONS.c.id == any_(_PAIRED_IDS),
+        INTERACTIONS.c.id == _PICKED.c.picked_id,
+        *_STILL_QUEUED,
+    )
+    .values(
+        status=InteractionStatus.assigned,
+        agent_id=_PICKED.c.picked_agent,
+        assigned_at=bindparam("b_at"),
+    )
+)
+_TAKE_ROOM = (
+    update(AGENTS)
+    .where(AGENTS.c.tenant_id == bindparam("b_tenant"), AGENTS.c.user_id == bindparam("b_agent"))
+    .values(
+        voice_load=AGENTS.c.voice_load + bindparam("b_voice"),
+        chat_load=AGENTS.c.chat_load + bindparam("b_chat"),
+        last_offer_at=bindparam("b_at"),
+    )
+)
+
+
+async def _leave_queue(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    offered: Sequence[uuid.UUID],
+    assigned: Sequence[tuple[uuid.UUID, uuid.UUID]],
+    instant: datetime,
+) -> None:
+    """Move a round's interactions out of ``queued``: to ``offered``, or (auto-accept,
+    ``(interaction id, agent id)`` pairs) straight to ``assigned``. Each move is a guarded
+    UPDATE whose row count is checked; it raises, rolling the round back, if any had already
+    left the queue (which the routing lock makes impossible)."""
+    moved = 0
+    for chunk in _chunks(offered):
+        result = await conn.execute(_TO_OFFERED, {"b_ids": list(chunk), "b_tenant": tenant_id})
+        moved += result.rowcount
+    if len(assigned) > 1 and conn.dialect.name == "postgresql":
+        # One UPDATE joined to the pairs, sent as two arrays: each row is written once
+        # (asyncpg cannot count an executemany).
+        for pairs in _chunks(assigned):
+            result = await conn.execute(
+                _TO_ASSIGNED_PAIRS,
+                {
+                    "b_ids": [interaction_id for interaction_id, _ in pairs],
+                    "b_agents": [agent_id for _, agent_id in pairs],
+                    "b_tenant": tenant_id,
+                    "b_at": instant,
+                },
+            )
+            moved += result.rowcount
+    elif assigned:
+        # The guarded UPDATE, run once per pair; the driver adds up the rows it matched.
+        result = await conn.execute(
+            _TO_ASSIGNED,
+            [
+                {
+                    "b_id": interaction_id,
+                    "b_agent": agent_id,
+                    "b_tenant": tenant_id,
+                    "b_at": instant,
+                }
+                for interaction_id, agent_id in assigned
+            ],
+        )
+        moved += result.rowcount
+    if moved != len(offered) + len(assigned):
+        raise RuntimeError("interactions left the queue during a locked routing round")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1122,7 +1329,7 @@ async def transfer(
             session,
             [strategies.Decision(interaction.id, (agent_id,))],
             {interaction.id: _waiting_of(interaction)},
-            {queue.id: queue} if queue else {},
+            {queue.id: QueueSettings.of(queue)} if queue else {},
             now(session),
         )
         await session.refresh(interaction)
