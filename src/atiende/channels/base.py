@@ -11,9 +11,11 @@ storage, dedupe, routing, retries and statuses; adapters never touch the databas
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Protocol
 
 import httpx
@@ -198,3 +200,53 @@ class Adapter(Protocol):
     ) -> OutboundFile:
         """Download inbound media (at most ``max_bytes``, else ``PayloadMalformed``)."""
         ...
+
+
+# --- helpers for adapters -----------------------------------------------------------------
+
+
+class _Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+def media_kind(content_type: str | None) -> str:
+    """``image``, ``audio``, ``video`` or, for anything else, ``document``."""
+    major = (content_type or "").split("/", 1)[0].strip().lower()
+    return major if major in {"image", "audio", "video"} else "document"
+
+
+def retry_after_seconds(value: str | None, clock: _Clock) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from now."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - clock.now()).total_seconds())
+
+
+async def read_capped(response: httpx.Response, max_bytes: int, *, what: str = "media") -> bytes:
+    """The body, refused (``media_too_large``) as soon as it passes ``max_bytes``."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadMalformed(
+            f"The {what} is larger than {max_bytes} bytes.", code="media_too_large"
+        )
+    content = bytearray()
+    async for chunk in response.aiter_bytes():
+        content += chunk
+        if len(content) > max_bytes:
+            raise PayloadMalformed(
+                f"The {what} is larger than {max_bytes} bytes.", code="media_too_large"
+            )
+    return bytes(content)

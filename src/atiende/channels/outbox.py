@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 DELIVER = "channels.deliver"
 MAX_ATTEMPTS = 10
 MAX_BACKOFF_SECONDS = 600.0
-WHATSAPP_WINDOW = timedelta(hours=24)
 DEFAULT_RATE = {
     ChannelKind.whatsapp: 80.0,
     ChannelKind.telegram: 30.0,
@@ -95,7 +94,9 @@ async def window_open(session: AsyncSession, interaction: Interaction) -> bool:
         .order_by(Message.created_at.desc())
         .limit(1)
     )
-    return last is not None and now(session) - last < WHATSAPP_WINDOW
+    from atiende.channels.adapters import whatsapp
+
+    return whatsapp.window_open(last, now(session))
 
 
 async def enqueue(

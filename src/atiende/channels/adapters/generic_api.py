@@ -20,13 +20,11 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import math
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import ClassVar, Final, Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -48,6 +46,9 @@ from atiende.channels.base import (
     SendResult,
     SignatureInvalid,
     StatusUpdate,
+    media_kind,
+    read_capped,
+    retry_after_seconds,
 )
 from atiende.conversations.schemas import MAX_BODY
 from atiende.core.clock import Clock, SystemClock
@@ -183,11 +184,6 @@ def _decode(body: bytes) -> ApiInboundMessage | ApiStatusReport:
         ) from error
 
 
-def media_kind(content_type: str | None) -> str:
-    major = (content_type or "").split("/", 1)[0].strip().lower()
-    return major if major in {"image", "audio", "video"} else "document"
-
-
 # --- outbound signatures --------------------------------------------------------------------
 
 
@@ -293,26 +289,6 @@ def _flag(value: object) -> bool:
     return value is True
 
 
-def retry_after_seconds(value: str | None, clock: Clock) -> float | None:
-    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from now."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - clock.now()).total_seconds())
-
-
 async def _read_prefix(response: httpx.Response, limit: int) -> bytes:
     """At most ``limit`` bytes of the body: an endpoint's answer is small, and a huge one is
     not read into memory."""
@@ -322,22 +298,6 @@ async def _read_prefix(response: httpx.Response, limit: int) -> bytes:
         if len(content) >= limit:
             break
     return bytes(content[:limit])
-
-
-async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadMalformed(
-            f"The attachment is larger than {max_bytes} bytes.", code="media_too_large"
-        )
-    content = bytearray()
-    async for chunk in response.aiter_bytes():
-        content += chunk
-        if len(content) > max_bytes:
-            raise PayloadMalformed(
-                f"The attachment is larger than {max_bytes} bytes.", code="media_too_large"
-            )
-    return bytes(content)
 
 
 # --- the adapter --------------------------------------------------------------------------
@@ -565,7 +525,7 @@ class GenericApiAdapter:
             raise PayloadMalformed(
                 f"The attachment answered HTTP {status}.", code="media_unavailable"
             )
-        content = await _read_capped(response, max_bytes)
+        content = await read_capped(response, max_bytes, what="attachment")
         header_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         stem = urlsplit(media.provider_ref).path.rstrip("/").rsplit("/", 1)[-1]
         return OutboundFile(

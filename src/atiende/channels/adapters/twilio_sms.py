@@ -11,10 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import math
 import mimetypes
 from collections.abc import Mapping, Sequence
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Final, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -36,6 +34,9 @@ from atiende.channels.base import (
     SendResult,
     SignatureInvalid,
     StatusUpdate,
+    media_kind,
+    read_capped,
+    retry_after_seconds,
 )
 from atiende.core.clock import Clock, SystemClock
 
@@ -294,11 +295,6 @@ def normalise_sender(value: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def media_kind(content_type: str | None) -> str:
-    major = (content_type or "").split("/", 1)[0].strip().lower()
-    return major if major in {"image", "audio", "video"} else "document"
-
-
 def _inbound(form: Mapping[str, str]) -> InboundMessage:
     sid = _message_sid(form)
     sender = normalise_sender(form.get("From", ""))
@@ -349,26 +345,6 @@ def _status_update(form: Mapping[str, str], twilio_status: str) -> StatusUpdate:
 # --- outbound helpers -----------------------------------------------------------------------
 
 
-def retry_after_seconds(value: str | None, clock: Clock) -> float | None:
-    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from now."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - clock.now()).total_seconds())
-
-
 def _twilio_error(response: httpx.Response) -> tuple[int | None, str]:
     """Twilio's error code and message from either of its error body shapes."""
     try:
@@ -401,22 +377,6 @@ def _failure(response: httpx.Response, clock: Clock) -> RetryLater | DeliveryFai
 def _setting(config: AccountConfig, name: str) -> str:
     value = config.settings.get(name)
     return value.strip() if isinstance(value, str) else ""
-
-
-async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadMalformed(
-            f"The media is larger than {max_bytes} bytes.", code="media_too_large"
-        )
-    content = bytearray()
-    async for chunk in response.aiter_bytes():
-        content += chunk
-        if len(content) > max_bytes:
-            raise PayloadMalformed(
-                f"The media is larger than {max_bytes} bytes.", code="media_too_large"
-            )
-    return bytes(content)
 
 
 def _same_origin(url: str, other: str) -> bool:
@@ -577,7 +537,7 @@ class TwilioSmsAdapter:
                         f"The media answered HTTP {response.status_code}.",
                         code="media_unavailable",
                     )
-                content = await _read_capped(response, max_bytes)
+                content = await read_capped(response, max_bytes)
                 header_type = response.headers.get("content-type", "")
         except httpx.TransportError as error:
             raise RetryLater(f"The media could not be downloaded: {error!r}") from error
