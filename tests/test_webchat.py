@@ -930,3 +930,26 @@ async def test_a_visitor_too_far_behind_is_told_to_reload_instead_of_replaying(
             hello = await next_frame(ws, "hello")
             await next_frame(ws, "reset")
     assert hello["last_event_id"] > stale
+
+
+async def test_the_visitor_sees_the_agent_typing_at_most_every_three_seconds(
+    settings: Settings, clock: TestClock
+) -> None:
+    settings = settings.model_copy(update={"websocket_heartbeat_seconds": 5.0})
+    app = create_app(settings, clock=clock, run_worker=False)
+    async with LiveServer(app) as server:
+        db: Database = app.state.atiende.db
+        chat = await make_chat(app, db)
+        ana = await chat.visitor(name="Ana")
+        await chat.send(ana, "Hola")
+        async with db.session(Scope.tenant(chat.tenant.id), read_only=True) as session:
+            interaction_id = (await session.scalars(select(Message.interaction_id))).first()
+        supervisor = await caller(app, chat.tenant, Role.supervisor)
+        async with visitor_socket(server, chat.key, ana) as ws:
+            await next_frame(ws, "hello")
+            first = await supervisor.client.post(f"/api/v1/interactions/{interaction_id}/typing")
+            again = await supervisor.client.post(f"/api/v1/interactions/{interaction_id}/typing")
+            frames = await frames_until_quiet(ws)
+    assert (first.status_code, first.json(), again.json()) == (202, {"sent": True}, {"sent": False})
+    typing = [f["data"] for f in frames if f["event"] == "interaction.typing"]
+    assert typing == [{"typing": True}]

@@ -146,6 +146,15 @@ async def mark_read(
     return await _one(session, await service.mark_read(session, principal.actor, interaction_id))
 
 
+@router.post("/{interaction_id}/typing", status_code=status.HTTP_202_ACCEPTED)
+async def typing(
+    principal: CurrentPrincipal, session: Session, interaction_id: uuid.UUID
+) -> dict[str, bool]:
+    """The agent is typing: the customer's webchat widget shows it. Send it every few seconds
+    while typing; pulses closer than 3 s are dropped (`sent: false`)."""
+    return {"sent": await service.agent_typing(session, principal.actor, interaction_id)}
+
+
 @router.get("/{interaction_id}/timeline", response_model=list[TimelineEntryOut])
 async def get_timeline(
     principal: CurrentPrincipal, session: Session, interaction_id: uuid.UUID

@@ -8,6 +8,7 @@ the timeline and publishes ``interaction.changed``.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.attachments import service as attachments
 from atiende.contacts.models import Contact
-from atiende.conversations.events import InteractionChanged, MessageAdded, MessageStatusChanged
+from atiende.conversations.events import (
+    InteractionChanged,
+    MessageAdded,
+    MessageStatusChanged,
+    Typing,
+)
 from atiende.conversations.models import (
     OPEN_STATUSES,
     Channel,
@@ -584,6 +590,31 @@ _STATUS_RANK = {
     MessageStatus.delivered: 2,
     MessageStatus.read: 3,
 }
+
+
+AGENT_TYPING_INTERVAL_SECONDS = 3.0
+_agent_typing: dict[tuple[uuid.UUID, uuid.UUID | None], float] = {}
+
+
+async def agent_typing(session: AsyncSession, actor: Actor, interaction_id: uuid.UUID) -> bool:
+    """Tell the customer the agent is typing (the webchat widget shows it). Pulses closer
+    than ``AGENT_TYPING_INTERVAL_SECONDS`` are dropped; returns whether one was sent."""
+    interaction = await _workable(session, actor, interaction_id)
+    if not interaction.status.is_open:
+        return False
+    key, instant = (interaction.id, actor.user_id), time.monotonic()
+    if instant - _agent_typing.get(key, float("-inf")) < AGENT_TYPING_INTERVAL_SECONDS:
+        return False
+    if len(_agent_typing) > 10_000:  # forget old pulses; a lost one only costs one event
+        _agent_typing.clear()
+    _agent_typing[key] = instant
+    await emit(
+        session,
+        Typing(interaction_id=interaction.id, author_kind="agent"),
+        tenant_id=interaction.tenant_id,
+        audience=content_audience(interaction),
+    )
+    return True
 
 
 async def set_message_status(

@@ -1441,9 +1441,21 @@
     input.focus();
   }
 
+  // The customer sees "the agent is typing" (webchat): a pulse at most every 3 s while the
+  // agent types a reply (never for an internal note); a lost pulse only costs the indicator.
+  let lastTypingPulse = 0;
+  function pulseTyping() {
+    const id = state.openId;
+    if (!id || noteToggle.checked || !input.value.trim()) return;
+    if (Date.now() - lastTypingPulse < 3000) return;
+    lastTypingPulse = Date.now();
+    api("POST", `/api/v1/interactions/${id}/typing`).catch(() => {});
+  }
+
   input.addEventListener("input", () => {
     if (cannedToken() === null) closeCanned();
     else lookUpCanned();
+    pulseTyping();
   });
   input.addEventListener("blur", () => setTimeout(closeCanned, 150));
 
