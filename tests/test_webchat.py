@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -33,12 +34,18 @@ from atiende.core.db import Database, Scope, now
 from atiende.core.events import EventRecord, emit
 from atiende.core.ids import token_digest
 from atiende.identity.models import Role, User
+from atiende.jobs.models import Job, JobStatus
+from atiende.jobs.service import JobRunner
 from atiende.realtime import service as realtime
-from atiende.routing.models import Queue, Schedule
+from atiende.routing import service as routing
+from atiende.routing.models import Offer, OfferStatus, Queue, Schedule
+from atiende.tasks import build_registry
 from atiende.tenancy.models import Tenant
 from atiende.web.app import create_app
+from atiende.webchat import service as webchat
 from atiende.webchat.models import Visitor
 from factories import Caller, LiveServer, api_client, caller, make_tenant, make_user
+from routing_factories import counters_match_truth, make_agent
 from tenancy_helpers import assert_tenant_isolation
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -953,3 +960,302 @@ async def test_the_visitor_sees_the_agent_typing_at_most_every_three_seconds(
     assert (first.status_code, first.json(), again.json()) == (202, {"sent": True}, {"sent": False})
     typing = [f["data"] for f in frames if f["event"] == "interaction.typing"]
     assert typing == [{"typing": True}]
+
+
+# --- ending the chat and leaving ----------------------------------------------------------
+
+
+async def visitor_id_of(db: Database, token: str) -> uuid.UUID:
+    async with db.session(Scope.system(), read_only=True) as session:
+        found = await session.scalar(
+            select(Visitor.id).where(Visitor.token_digest == token_digest(token))
+        )
+    assert found is not None
+    return found
+
+
+async def timeline_of(
+    db: Database, tenant: Tenant, interaction_id: uuid.UUID
+) -> list[tuple[str, dict[str, Any]]]:
+    async with db.session(Scope.tenant(tenant.id), read_only=True) as session:
+        return [(e.type, e.data) for e in await conversations.timeline(session, interaction_id)]
+
+
+async def leave_checks(db: Database, visitor_id: uuid.UUID) -> list[Job]:
+    async with db.session(Scope.system(), read_only=True) as session:
+        rows = await session.scalars(
+            select(Job).where(
+                Job.kind == webchat.VISITOR_LEFT_JOB,
+                Job.status == JobStatus.pending,
+                Job.payload["visitor_id"].as_string() == str(visitor_id),
+            )
+        )
+        return list(rows.all())
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def run_jobs(app: FastAPI) -> int:
+    state = app.state.atiende
+    return await JobRunner(state.db, build_registry(), state.settings).run_due()
+
+
+async def end_chat(chat: Chat, token: str) -> httpx.Response:
+    return await chat.public.post(chat.path("end"), headers=bearer(token))
+
+
+async def test_ending_a_waiting_chat_abandons_it_and_cancels_its_offers(
+    db: Database, chat: Chat, clock: TestClock
+) -> None:
+    agent_id = await make_agent(db, chat.tenant, chat.queue)
+    token = await chat.visitor(name="Ana")
+    await chat.send(token, "Hola, ¿hay alguien?")
+    await routing.settle()
+    interaction = await only_interaction(db, chat.tenant)
+    assert interaction.status is InteractionStatus.offered, "offered to the agent"
+
+    ended = await end_chat(chat, token)
+    assert (ended.status_code, ended.json()) == (200, {"status": "abandoned"})
+    async with db.session(Scope.tenant(chat.tenant.id), read_only=True) as session:
+        offers = (await session.scalars(select(Offer))).all()
+        stats = {s.queue_id: s for s in await routing.queue_stats(session)}
+    assert [(o.agent_id, o.status) for o in offers] == [(agent_id, OfferStatus.cancelled)]
+    assert (await only_interaction(db, chat.tenant)).status is InteractionStatus.abandoned
+    timeline = await timeline_of(db, chat.tenant, interaction.id)
+    assert timeline[-1] == ("abandoned", {"reason": "visitor_ended"})
+    assert "requeued" not in [kind for kind, _ in timeline]
+    assert await counters_match_truth(db, chat.tenant), "the agent's offer is released"
+    assert stats[chat.queue.id].abandoned_today == 1, "the wallboard counts it"
+    assert (await chat.history(token))["status"] == "abandoned"
+    clock.advance(1)
+
+    again = await end_chat(chat, token)
+    assert (again.status_code, again.json()) == (200, {"status": "abandoned"})
+    timeline = await timeline_of(db, chat.tenant, interaction.id)
+    assert [kind for kind, _ in timeline].count("abandoned") == 1
+
+    # Writing again starts a new conversation.
+    await chat.send(token, "Vuelvo a escribir")
+    async with db.session(Scope.tenant(chat.tenant.id), read_only=True) as session:
+        statuses = {i.id: i.status for i in await session.scalars(select(Interaction))}
+    assert len(statuses) == 2
+    assert statuses.pop(interaction.id) is InteractionStatus.abandoned
+    [new_status] = statuses.values()
+    assert new_status in (InteractionStatus.queued, InteractionStatus.offered)
+
+
+async def test_ending_a_chat_an_agent_has_tells_the_agent_and_a_new_message_starts_over(
+    db: Database, chat: Chat, clock: TestClock
+) -> None:
+    token = await chat.visitor(name="Ana")
+    await chat.send(token, "Hola")
+    interaction = await only_interaction(db, chat.tenant)
+    agent = await make_user(db, chat.tenant, Role.agent)
+    await agent_reply(db, chat.tenant, agent, interaction.id, "Hola Ana, te atiendo")
+
+    ended = await end_chat(chat, token)
+    assert (ended.status_code, ended.json()) == (200, {"status": "ended"})
+    # The agent keeps it, to wrap up and close as usual, and is told in the conversation.
+    assert (await only_interaction(db, chat.tenant)).status is InteractionStatus.assigned
+    timeline = await timeline_of(db, chat.tenant, interaction.id)
+    assert [kind for kind, _ in timeline].count("visitor_ended") == 1
+    notes = [
+        e
+        for e in await events_of(db, "message.added")
+        if e["direction"] == "internal" and e["author_kind"] == "system"
+    ]
+    assert [n["body"] for n in notes] == [
+        "El visitante terminó el chat. Cierra la conversación cuando termines."
+    ]
+    history = await chat.history(token)
+    assert history["status"] == "ended"
+    assert "El visitante" not in json.dumps(history), "the note is for the agent only"
+
+    again = await end_chat(chat, token)
+    assert (again.status_code, again.json()) == (200, {"status": "ended"})
+    timeline = await timeline_of(db, chat.tenant, interaction.id)
+    assert [kind for kind, _ in timeline].count("visitor_ended") == 1
+    assert len(await events_of(db, "message.added")) == 3, "no second note"
+    typing = await chat.public.post(chat.path("typing"), json={}, headers=bearer(token))
+    assert typing.json() == {"sent": False}, "nobody to tell: the visitor ended it"
+
+    clock.advance(60)
+    sent = await chat.send(token, "Otra pregunta")
+    assert sent.status_code == 201
+    assert sent.json()["interaction_id"] != str(interaction.id)
+    assert (await chat.history(token))["status"] == "queued"
+    assert (await only_interaction_by_id(db, chat.tenant, interaction.id)).status is (
+        InteractionStatus.assigned
+    )
+
+
+async def only_interaction_by_id(
+    db: Database, tenant: Tenant, interaction_id: uuid.UUID
+) -> Interaction:
+    async with db.session(Scope.tenant(tenant.id), read_only=True) as session:
+        return await conversations.get_interaction(session, interaction_id)
+
+
+async def test_ending_before_writing_anything_changes_nothing(db: Database, chat: Chat) -> None:
+    token = await chat.visitor()
+    ended = await end_chat(chat, token)
+    assert (ended.status_code, ended.json()) == (200, {"status": None})
+    assert (await chat.public.post(chat.path("end"))).status_code == 401
+    async with db.session(Scope.tenant(chat.tenant.id), read_only=True) as session:
+        assert await session.scalar(select(func.count(Interaction.id))) == 0
+
+
+async def test_a_visitor_gone_past_the_grace_period_leaves_the_waiting_chat_abandoned(
+    settings: Settings, clock: TestClock
+) -> None:
+    settings = settings.model_copy(update={"webchat_leave_grace_seconds": 120})
+    app = create_app(settings, clock=clock, run_worker=False)
+    async with LiveServer(app) as server:
+        db: Database = app.state.atiende.db
+        chat = await make_chat(app, db)
+        token = await chat.visitor(name="Ana")
+        visitor_id = await visitor_id_of(db, token)
+        async with visitor_socket(server, chat.key, token) as ws:
+            await next_frame(ws, "hello")
+            await chat.send(token, "Hola")
+        await until(lambda: _has_check(db, visitor_id))
+        interaction = await only_interaction(db, chat.tenant)
+
+        clock.advance(119)
+        await run_jobs(app)
+        assert (await only_interaction(db, chat.tenant)).status is InteractionStatus.queued
+
+        clock.advance(2)
+        assert await run_jobs(app) == 1
+        assert (await only_interaction(db, chat.tenant)).status is InteractionStatus.abandoned
+        timeline = await timeline_of(db, chat.tenant, interaction.id)
+        assert timeline[-1] == ("abandoned", {"reason": "visitor_left"})
+        async with db.session(Scope.tenant(chat.tenant.id), read_only=True) as session:
+            stats = await routing.queue_stats(session)
+        assert [s.abandoned_today for s in stats] == [1]
+
+
+async def _has_check(db: Database, visitor_id: uuid.UUID) -> bool:
+    return bool(await leave_checks(db, visitor_id))
+
+
+async def test_a_visitor_back_within_the_grace_period_keeps_waiting(
+    settings: Settings, clock: TestClock
+) -> None:
+    settings = settings.model_copy(update={"webchat_leave_grace_seconds": 120})
+    app = create_app(settings, clock=clock, run_worker=False)
+    async with LiveServer(app) as server:
+        db: Database = app.state.atiende.db
+        chat = await make_chat(app, db)
+        token = await chat.visitor(name="Ana")
+        visitor_id = await visitor_id_of(db, token)
+        await chat.send(token, "Hola")
+        interaction_id = (await only_interaction(db, chat.tenant)).id
+        async with visitor_socket(server, chat.key, token) as ws:
+            await next_frame(ws, "hello")
+        await until(lambda: _has_check(db, visitor_id))
+
+        # A page load later, the widget is back and stays.
+        clock.advance(60)
+        async with visitor_socket(server, chat.key, token) as ws:
+            await next_frame(ws, "hello")
+            answering = asyncio.create_task(answer_heartbeats(ws, []))
+            clock.advance(61)
+            assert await run_jobs(app) == 1
+            assert (await only_interaction(db, chat.tenant)).status is InteractionStatus.queued
+            assert "abandoned" not in dict(await timeline_of(db, chat.tenant, interaction_id))
+            # While it waits, the check comes back later.
+            assert await leave_checks(db, visitor_id)
+            clock.advance(1)
+            await stop(answering)
+        # Gone for good this time: the socket's close schedules its own check.
+        closed_at = clock.now()
+        await until(lambda: _check_due(db, visitor_id, closed_at + timedelta(seconds=120)))
+        clock.advance(121)
+        await run_jobs(app)
+        assert (await only_interaction(db, chat.tenant)).status is InteractionStatus.abandoned
+
+
+async def _check_due(db: Database, visitor_id: uuid.UUID, at: datetime) -> bool:
+    return at in [job.run_at for job in await leave_checks(db, visitor_id)]
+
+
+async def test_a_tab_still_open_on_another_node_keeps_the_chat_waiting(
+    settings: Settings, clock: TestClock
+) -> None:
+    settings = settings.model_copy(update={"webchat_leave_grace_seconds": 120})
+    node_a = create_app(settings, clock=clock, run_worker=False)
+    node_b = create_app(settings, clock=clock, run_worker=False)
+    async with LiveServer(node_a) as server_a, LiveServer(node_b) as server_b:
+        db: Database = node_a.state.atiende.db
+        chat = await make_chat(node_a, db)
+        token = await chat.visitor(name="Ana")
+        visitor_id = await visitor_id_of(db, token)
+        await chat.send(token, "Hola")
+        async with visitor_socket(server_a, chat.key, token) as still_open:
+            await next_frame(still_open, "hello")
+            beats: list[int] = []
+            answering = asyncio.create_task(answer_heartbeats(still_open, beats))
+            async with visitor_socket(server_b, chat.key, token) as closed_tab:
+                await next_frame(closed_tab, "hello")
+            await until(lambda: _has_check(db, visitor_id))
+            clock.advance(121)
+            # The open tab's heartbeats on node A (one whole one after the jump) say the
+            # visitor is still here.
+            seen = len(beats)
+            await until(lambda: _at_least(beats, seen + 2))
+            await run_jobs(node_a)
+            assert (await only_interaction(db, chat.tenant)).status is InteractionStatus.queued
+            await stop(answering)
+
+
+async def answer_heartbeats(ws: Any, beats: list[int]) -> None:
+    """Keep a socket alive in the background, counting the heartbeats it answers."""
+    async for raw in ws:
+        if json.loads(raw)["type"] == "heartbeat":
+            beats.append(1)
+            await ws.send(json.dumps({"type": "pong"}))
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _at_least(items: list[int], count: int) -> bool:
+    return len(items) >= count
+
+
+async def test_the_widget_hears_nothing_more_of_a_chat_the_visitor_ended(
+    settings: Settings, clock: TestClock
+) -> None:
+    settings = settings.model_copy(update={"websocket_heartbeat_seconds": 5.0})
+    app = create_app(settings, clock=clock, run_worker=False)
+    async with LiveServer(app) as server:
+        db: Database = app.state.atiende.db
+        chat = await make_chat(app, db)
+        token = await chat.visitor(name="Ana")
+        await chat.send(token, "Hola")
+        interaction = await only_interaction(db, chat.tenant)
+        agent = await make_user(db, chat.tenant, Role.agent)
+        await agent_reply(db, chat.tenant, agent, interaction.id, "Te atiendo")
+        last = (await chat.history(token))["last_event_id"]
+        assert (await end_chat(chat, token)).json() == {"status": "ended"}
+        async with visitor_socket(server, chat.key, token, last_event_id=last) as ws:
+            await next_frame(ws, "hello")
+            async with db.session(Scope.tenant(chat.tenant.id)) as session:
+                finished = await conversations.get_interaction(session, interaction.id)
+                finished.status = InteractionStatus.closed
+                await conversations.changed(session, finished, "closed")
+            await chat.send(token, "Una pregunta nueva")
+            frames = await frames_until_quiet(ws)
+    changes = [f["data"] for f in frames if f["event"] == "interaction.changed"]
+    assert {"status": "closed"} not in changes, "the agent closing it is not news to the visitor"
+    assert {"status": "queued"} in changes, "the new conversation is"

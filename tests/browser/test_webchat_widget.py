@@ -347,3 +347,51 @@ def test_english_visitors_get_english_and_closed_hours_show_the_offline_message(
     expect(panel.locator("[data-part=offline]")).to_contain_text("We are offline")
     expect(panel.get_by_role("button", name="Start chat")).to_be_visible()
     expect(page.get_by_test_id("demo-note")).to_contain_text("pretend shop")
+
+
+def test_a_visitor_ends_the_chat_from_the_header_and_can_start_a_new_one(
+    new_context: NewContext, shop: Shop
+) -> None:
+    page = new_context(locale="es-MX").new_page()
+    panel = open_chat(page, shop, name="Marta Se Va")
+    end = panel.locator("[data-part=end]")
+    expect(end).to_be_hidden()  # nothing to end before the first message
+
+    question = "¿Venden molinos de café?"
+    composer(panel).fill(question)
+    composer(panel).press("Enter")
+    expect(bubble(panel, question).locator("[data-part=ticks]")).to_have_attribute(
+        "data-status", "sent"
+    )
+    expect(end).to_have_text("Terminar chat")
+
+    # Asked first; "Cancelar" (or Escape) keeps the chat going.
+    end.click()
+    confirm = panel.get_by_role("alertdialog", name="¿Terminar esta conversación?")
+    expect(confirm).to_be_visible()
+    confirm.get_by_role("button", name="Cancelar").click()
+    expect(confirm).to_be_hidden()
+    interaction_id = messages_of_visitor(shop, question)[0].interaction_id
+    assert interaction_of(shop, interaction_id).status is InteractionStatus.queued
+
+    end.click()
+    confirm.get_by_role("button", name="Terminar chat").click()
+    expect(panel.locator("[data-part=note]")).to_contain_text("Terminaste la conversación.")
+    expect(composer(panel)).to_be_hidden()
+    expect(end).to_be_hidden()
+    wait_until(
+        page,
+        lambda: interaction_of(shop, interaction_id).status is InteractionStatus.abandoned,
+    )
+
+    panel.get_by_role("button", name="Iniciar una nueva conversación").click()
+    expect(composer(panel)).to_be_focused()
+    again = "Otra cosa: ¿tienen filtros?"
+    composer(panel).fill(again)
+    composer(panel).press("Enter")
+    expect(bubble(panel, again).locator("[data-part=ticks]")).to_have_attribute(
+        "data-status", "sent"
+    )
+    fresh = messages_of_visitor(shop, again)
+    assert fresh[0].interaction_id != interaction_id, "a new conversation"
+    expect(end).to_be_visible()

@@ -274,6 +274,59 @@ class AriClient:
     async def unhold(self, channel_id: str) -> None:
         await self._call("DELETE", f"/channels/{_segment(channel_id)}/hold")
 
+    async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
+        """Music on hold for a caller who waits alone."""
+        params: dict[str, str | int] = {"mohClass": moh_class} if moh_class else {}
+        await self._call("POST", f"/channels/{_segment(channel_id)}/moh", params)
+
+    async def stop_moh(self, channel_id: str) -> None:
+        await self._call("DELETE", f"/channels/{_segment(channel_id)}/moh")
+
+    async def mute(self, channel_id: str, direction: str = "in") -> None:
+        """``in``: what the channel's party says is not heard; ``out``: they hear nothing."""
+        await self._call("POST", f"/channels/{_segment(channel_id)}/mute", {"direction": direction})
+
+    async def unmute(self, channel_id: str, direction: str = "in") -> None:
+        path = f"/channels/{_segment(channel_id)}/mute"
+        await self._call("DELETE", path, {"direction": direction})
+
+    async def send_dtmf(self, channel_id: str, digits: str) -> None:
+        path = f"/channels/{_segment(channel_id)}/dtmf"
+        await self._call("POST", path, {"dtmf": digits})
+
+    async def record_bridge(
+        self, bridge_id: str, name: str, *, format: str = "wav", if_exists: str = "fail"
+    ) -> LiveRecording:
+        """Record what everyone in the bridge says and hears (the conversation)."""
+        params: dict[str, str | int] = {"name": name, "format": format, "ifExists": if_exists}
+        path = f"/bridges/{_segment(bridge_id)}/record"
+        return parse_recording(await self._call("POST", path, params))
+
+    async def pause_recording(self, name: str) -> None:
+        await self._call("POST", f"/recordings/live/{_segment(name)}/pause")
+
+    async def resume_recording(self, name: str) -> None:
+        await self._call("DELETE", f"/recordings/live/{_segment(name)}/pause")
+
+    async def stop_recording(self, name: str) -> None:
+        await self._call("POST", f"/recordings/live/{_segment(name)}/stop")
+
+    async def stored_recording(self, name: str) -> bytes:
+        """The file of a finished recording, as Asterisk stored it."""
+        path = f"/recordings/stored/{_segment(name)}/file"
+        try:
+            response = await self._http.get(path)
+        except httpx.TransportError as error:
+            raise AriUnavailable(f"GET {path}: {error!r}") from error
+        if response.is_error:
+            raise AriRequestFailed(
+                response.status_code, _error_message(response), method="GET", path=path
+            )
+        return response.content
+
+    async def delete_stored_recording(self, name: str) -> None:
+        await self._call("DELETE", f"/recordings/stored/{_segment(name)}")
+
     async def play(
         self,
         channel_id: str,

@@ -39,6 +39,7 @@ from atiende.webchat import hub, service
 from atiende.webchat.models import Visitor, Widget
 from atiende.webchat.schemas import (
     AttachmentOut,
+    EndOut,
     MessageHistory,
     PublicConfig,
     ReadIn,
@@ -306,6 +307,12 @@ async def visitor_typing(
 @visitor.post("/read", response_model=ReadOut)
 async def visitor_read(call: CurrentWidget, current: CurrentVisitor, body: ReadIn) -> ReadOut:
     return ReadOut(marked=await service.mark_read(call.session, call.widget, current, body.up_to))
+
+
+@visitor.post("/end", response_model=EndOut)
+async def end_conversation(call: CurrentWidget, current: CurrentVisitor) -> EndOut:
+    """The visitor ends the chat ("End chat" in the widget); repeating it changes nothing."""
+    return EndOut(status=await service.end_conversation(call.session, call.widget, current))
 
 
 # --- the widget's files and the demo page -----------------------------------------------------

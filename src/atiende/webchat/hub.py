@@ -16,6 +16,12 @@ Protocol (JSON text frames), at ``/webchat/v1/{key}/ws?token=<visitor token>&las
 - the socket closes with 1008 when the widget, its key or the visitor's token is no longer
   valid (checked again on every heartbeat).
 
+Presence: connecting and every heartbeat mark the visitor seen (``last_seen_at``, in the
+database, so every node agrees); when a socket closes while a conversation of theirs still waits
+for an agent, a durable job checks back after the grace period (``service.check_visitor_left``)
+and abandons it unless the visitor has been seen since. Status changes of a conversation the
+visitor ended while an agent had it are not forwarded: for them it is over.
+
 Like the staff hub (``atiende.web.hub``) it subscribes to the bus before reading the event log
 after ``last_event_id``, drops duplicates by id, and re-reads a window of the log on every
 heartbeat to recover events the bus lost.
@@ -121,6 +127,8 @@ class VisitorSubscriber:
         if envelope.type == "interaction.typing":
             return {"typing": True}
         if envelope.type == "interaction.changed":
+            if await self._ended_by_visitor(interaction_id):
+                return None  # the agent finishing a conversation the visitor already ended
             return {"status": payload.get("status")}
         return await self._message_event(envelope)
 
@@ -150,6 +158,10 @@ class VisitorSubscriber:
         owner = await _owner_of(self.state, self.tenant_id, interaction_id)
         return owner is not None and owner[0] == self.widget.id and owner[1] in self.contact_ids
 
+    async def _ended_by_visitor(self, interaction_id: uuid.UUID) -> bool:
+        async with self.state.db.session(Scope.tenant(self.tenant_id), read_only=True) as s:
+            return await service.ended_by_visitor(s, interaction_id)
+
     async def refresh_contacts(self) -> None:
         async with self.state.db.session(Scope.tenant(self.tenant_id), read_only=True) as s:
             self.contact_ids = set(await service.contact_ids(s, self.visitor))
@@ -177,7 +189,7 @@ async def _authenticate(
     state: AppState, websocket: WebSocket, key: str, *, touch: bool = False
 ) -> tuple[Widget, Visitor] | str:
     """The widget and visitor behind this socket, or the reason to refuse it. ``touch``
-    records the visit (on connect; heartbeats only read)."""
+    records that the visitor is here (on connect and on every heartbeat)."""
     async with state.db.session(Scope.system(), read_only=not touch) as session:
         try:
             widget = await service.widget_by_key(session, key)
@@ -242,11 +254,12 @@ async def visitor_socket(websocket: WebSocket, key: str) -> None:
         pass
     finally:
         unsubscribe()
+        await _disconnected(state, sub)
 
 
 async def _pump(state: AppState, sub: VisitorSubscriber, key: str, heartbeat: float) -> None:
     async def beat() -> str | None:
-        found = await _authenticate(state, sub.websocket, key)
+        found = await _authenticate(state, sub.websocket, key, touch=True)
         if isinstance(found, str):
             return found
         await sub.refresh_contacts()
@@ -265,6 +278,18 @@ async def _pump(state: AppState, sub: VisitorSubscriber, key: str, heartbeat: fl
         on_beat=beat,
         policy_close_code=WS_POLICY_VIOLATION,
     )
+
+
+async def _disconnected(state: AppState, sub: VisitorSubscriber) -> None:
+    """The socket is gone: the visitor was here until now; a conversation still waiting gets
+    checked once the grace period has passed."""
+    try:
+        async with state.db.session(Scope.tenant(sub.tenant_id)) as session:
+            await service.visitor_disconnected(
+                session, sub.visitor.id, grace=service.leave_grace(state.settings)
+            )
+    except Exception:
+        log.exception("could not record that visitor %s left", sub.visitor.id)
 
 
 # Who owns which interaction, shared by every visitor socket of this process: each new

@@ -264,7 +264,8 @@ class MessageHistory(BaseModel):
     messages: list[VisitorMessageOut]
     # The newest event id of the tenant when this was read: the websocket resumes from it.
     last_event_id: int
-    # Status of the visitor's newest interaction, or null before the first message.
+    # Status of the visitor's newest interaction as the visitor sees it (``ended`` when they
+    # ended it while an agent still has it), or null before the first message.
     status: str | None
 
 
@@ -284,6 +285,13 @@ class ReadIn(BaseModel):
 
 class ReadOut(BaseModel):
     marked: int
+
+
+class EndOut(BaseModel):
+    """The visitor's newest conversation after ending it: ``abandoned`` (no agent had taken
+    it), ``ended`` (an agent had it and finishes it), or whatever it already was."""
+
+    status: str | None
 
 
 class AttachmentOut(BaseModel):

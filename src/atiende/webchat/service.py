@@ -3,7 +3,10 @@
 
 A visitor is a browser holding a secret token for one widget; behind it stands a contact with a
 ``webchat`` identity (the visitor id). Messages and interactions are written through
-``atiende.conversations.service``; queueing goes through ``atiende.routing.service``.
+``atiende.conversations.service``; queueing and abandoning go through
+``atiende.routing.service``. A visitor who ends the chat, or whose widget is gone for longer
+than the grace period while the conversation still waits, leaves it (see ``end_conversation``
+and ``check_visitor_left``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.attachments import service as attachments
@@ -29,13 +32,17 @@ from atiende.contacts.models import IdentityKind
 from atiende.conversations import service as conversations
 from atiende.conversations.events import Typing
 from atiende.conversations.models import (
+    OPEN_STATUSES,
     Channel,
     Interaction,
+    InteractionEvent,
+    InteractionStatus,
     Message,
     MessageDirection,
     MessageStatus,
 )
 from atiende.core import i18n
+from atiende.core.config import Settings
 from atiende.core.db import advisory_lock, now, require_tenant
 from atiende.core.errors import (
     AtiendeError,
@@ -49,10 +56,12 @@ from atiende.core.events import emit
 from atiende.core.ids import new_id, new_token, token_digest
 from atiende.identity.actor import Actor
 from atiende.identity.models import Role
+from atiende.jobs import service as jobs
 from atiende.realtime import service as realtime
 from atiende.routing import service as routing
 from atiende.routing.models import Queue
 from atiende.tenancy import service as tenancy
+from atiende.tenancy.models import Tenant
 from atiende.webchat.models import Visitor, Widget
 from atiende.webchat.schemas import (
     AttachmentLimits,
@@ -80,6 +89,18 @@ UPLOADS_PER_TEN_MINUTES = 20
 TYPING_INTERVAL_SECONDS = 2.0
 HISTORY_LIMIT = 500
 UNREAD = (MessageStatus.pending, MessageStatus.sent, MessageStatus.delivered)
+
+# Leaving: the job that checks on a visitor whose widget went away, the timeline entry when
+# the visitor ends a conversation an agent already has, the reasons on ``abandoned`` entries,
+# and the status the visitor then sees for the conversation the agent is still finishing.
+VISITOR_LEFT_JOB = "webchat.visitor_left"
+VISITOR_ENDED = "visitor_ended"
+REASON_ENDED = "visitor_ended"
+REASON_LEFT = "visitor_left"
+STATUS_ENDED = "ended"
+WAITING = (InteractionStatus.queued, InteractionStatus.offered)
+WORKED = (InteractionStatus.assigned, InteractionStatus.wrap_up)
+VISITOR_ENDED_NOTE = "The visitor ended the chat. Close the conversation when you are done."
 
 READERS = frozenset({Role.admin, Role.supervisor})
 WRITERS = frozenset({Role.admin})
@@ -117,6 +138,11 @@ WIDGET_TEXTS: dict[str, str] = {
     "rate_limited": "You are sending messages too fast; wait a moment.",
     "unavailable": "The chat is not available right now.",
     "attachment": "Attachment",
+    "end": "End chat",
+    "end_confirm": "End this conversation?",
+    "cancel": "Cancel",
+    "ended_by_you": "You ended the conversation.",
+    "new_chat": "Start a new conversation",
 }
 DEFAULT_GREETING = "Hello! How can we help you?"
 DEFAULT_OFFLINE_MESSAGE = (
@@ -557,7 +583,7 @@ async def history(session: AsyncSession, widget: Widget, visitor: Visitor) -> Me
     return MessageHistory(
         messages=[message_out(m) for m in messages],
         last_event_id=last_event_id,
-        status=interactions[-1].status.value if interactions else None,
+        status=await _status_for_visitor(session, interactions[-1]) if interactions else None,
     )
 
 
@@ -606,9 +632,7 @@ async def post_message(
     await _check_message_rate(session, widget, visitor)
     files = await _attachments_for(visitor, session, data.attachment_ids)
     contact = await contacts.resolve(session, visitor.contact_id)
-    interaction = await conversations.open_interaction_for(
-        session, channel=Channel.webchat, contact_id=contact.id, source_id=widget.id
-    )
+    interaction = await _current_interaction(session, widget, contact.id)
     opened = interaction is None
     if interaction is None:
         interaction = await conversations.open_interaction(
@@ -634,9 +658,7 @@ async def typing(session: AsyncSession, widget: Widget, visitor: Visitor) -> boo
     """Tell the agent the visitor is typing. Pulses closer than ``TYPING_INTERVAL_SECONDS``
     are dropped (the widget repeats them while typing); returns whether one was sent."""
     contact = await contacts.resolve(session, visitor.contact_id)
-    interaction = await conversations.open_interaction_for(
-        session, channel=Channel.webchat, contact_id=contact.id, source_id=widget.id
-    )
+    interaction = await _current_interaction(session, widget, contact.id)
     if interaction is None or not _typing_throttle.allow(visitor.id):
         return False
     await emit(
@@ -688,6 +710,183 @@ async def _set_status(session: AsyncSession, message: Message, status: MessageSt
     # The webchat channel is the delivery path of its messages, so it reports their status,
     # like a provider's status callback does for the other channels.
     await conversations.set_message_status(session, message, status)
+
+
+# --- visitors: ending and leaving -------------------------------------------------------------
+
+
+def _not_ended_by_visitor() -> ColumnElement[bool]:
+    ended = select(InteractionEvent.id).where(
+        InteractionEvent.interaction_id == Interaction.id,
+        InteractionEvent.type == VISITOR_ENDED,
+    )
+    return ~ended.exists()
+
+
+def _current_filter(widget: Widget, contact_id: uuid.UUID) -> list[ColumnElement[bool]]:
+    return [
+        Interaction.contact_id == contact_id,
+        Interaction.channel == Channel.webchat,
+        Interaction.source_id == widget.id,
+        Interaction.status.in_(OPEN_STATUSES),
+        _not_ended_by_visitor(),
+    ]
+
+
+async def _current_interaction(
+    session: AsyncSession, widget: Widget, contact_id: uuid.UUID
+) -> Interaction | None:
+    """The contact's open conversation through this widget that the visitor has not ended:
+    where their messages and typing go. One they ended stays with its agent until closed, and
+    the next message opens a new one."""
+    return await session.scalar(
+        select(Interaction)
+        .where(*_current_filter(widget, contact_id))
+        .order_by(Interaction.created_at.desc(), Interaction.id.desc())
+        .limit(1)
+    )
+
+
+async def ended_by_visitor(session: AsyncSession, interaction_id: uuid.UUID) -> bool:
+    """Whether the visitor ended this conversation while an agent had it."""
+    found = await session.scalar(
+        select(InteractionEvent.id)
+        .where(
+            InteractionEvent.interaction_id == interaction_id,
+            InteractionEvent.type == VISITOR_ENDED,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def _status_for_visitor(session: AsyncSession, interaction: Interaction) -> str:
+    if interaction.status.is_open and await ended_by_visitor(session, interaction.id):
+        return STATUS_ENDED
+    return interaction.status.value
+
+
+async def conversation_status(
+    session: AsyncSession, widget: Widget, visitor: Visitor
+) -> str | None:
+    """The status of the visitor's newest conversation as they see it (null: none yet)."""
+    interactions = await _interactions_of(session, widget, visitor)
+    return await _status_for_visitor(session, interactions[-1]) if interactions else None
+
+
+async def end_conversation(session: AsyncSession, widget: Widget, visitor: Visitor) -> str | None:
+    """The visitor ends their conversation from the widget.
+
+    Still waiting for an agent: it is abandoned (reason ``visitor_ended``; pending offers are
+    cancelled). An agent has it: the agent is told (timeline ``visitor_ended`` and a system
+    note) and wraps up and closes it as usual, while the visitor's next message opens a new
+    conversation. Nothing open, or already ended: nothing changes, so a repeated request is
+    harmless. Returns the conversation's status as the visitor now sees it.
+    """
+    await advisory_lock(session, f"webchat-visitor:{visitor.id}")
+    contact = await contacts.resolve(session, visitor.contact_id)
+    # Only the id: routing reads the row under its own lock (an agent may be taking it now).
+    interaction_id = await session.scalar(
+        select(Interaction.id)
+        .where(*_current_filter(widget, contact.id))
+        .order_by(Interaction.created_at.desc(), Interaction.id.desc())
+        .limit(1)
+    )
+    if interaction_id is None:
+        return await conversation_status(session, widget, visitor)
+    if await routing.abandon(session, interaction_id, reason=REASON_ENDED):
+        return InteractionStatus.abandoned.value
+    interaction = await conversations.get_interaction(session, interaction_id)
+    if interaction.status not in WORKED:
+        return interaction.status.value
+    await conversations.record(session, interaction, VISITOR_ENDED)
+    tenant = await session.get(Tenant, interaction.tenant_id)
+    locale = i18n.normalise(tenant.locale if tenant else None) or i18n.DEFAULT_LOCALE
+    await conversations.add_message(
+        session,
+        interaction,
+        direction=MessageDirection.internal,
+        author_kind="system",
+        body=i18n.translations(locale).gettext(VISITOR_ENDED_NOTE),
+        client_id=f"visitor-ended:{interaction.id}",
+    )
+    return STATUS_ENDED
+
+
+def leave_grace(settings: Settings) -> timedelta:
+    """How long a visitor may be gone before a conversation still waiting for an agent counts
+    as abandoned: ``webchat_leave_grace_seconds``, but never under two heartbeats, since an
+    open socket marks its visitor seen once per heartbeat (a tab still open on another node
+    must have had time to say so)."""
+    seconds = max(settings.webchat_leave_grace_seconds, 2 * settings.websocket_heartbeat_seconds)
+    return timedelta(seconds=seconds)
+
+
+async def _waiting(session: AsyncSession, visitor: Visitor) -> list[uuid.UUID]:
+    """The visitor's conversations through their widget that no agent has taken yet."""
+    rows = await session.scalars(
+        select(Interaction.id).where(
+            Interaction.source_id == visitor.widget_id,
+            Interaction.channel == Channel.webchat,
+            Interaction.contact_id.in_(await contact_ids(session, visitor)),
+            Interaction.status.in_(WAITING),
+        )
+    )
+    return list(rows.all())
+
+
+async def _check_back(session: AsyncSession, visitor: Visitor, grace: timedelta) -> None:
+    run_at = visitor.last_seen_at + grace
+    await jobs.schedule(
+        session,
+        VISITOR_LEFT_JOB,
+        {"visitor_id": str(visitor.id)},
+        run_at=run_at,
+        tenant_id=visitor.tenant_id,
+        dedupe_key=f"webchat-left:{visitor.id}:{run_at.isoformat()}",
+    )
+
+
+async def visitor_disconnected(
+    session: AsyncSession, visitor_id: uuid.UUID, *, grace: timedelta
+) -> bool:
+    """A socket of the visitor closed: they were here until now. If a conversation of theirs
+    still waits for an agent, check back once ``grace`` has passed; returns whether a check
+    was scheduled."""
+    visitor = await session.get(Visitor, visitor_id)
+    if visitor is None:
+        return False
+    touch(session, visitor)
+    if not await _waiting(session, visitor):
+        return False
+    await _check_back(session, visitor, grace)
+    return True
+
+
+async def check_visitor_left(
+    session: AsyncSession, visitor_id: uuid.UUID, *, grace: timedelta
+) -> int:
+    """The visitor-left job. A visitor not seen (no socket, no heartbeat, no message) for
+    ``grace`` whose conversation still waits for an agent has left: it is abandoned with reason
+    ``visitor_left``. A visitor seen since (a reload, a network blip, another tab) is still
+    here: nothing changes, and while the conversation waits the check comes back ``grace``
+    after the latest sign of life (which also covers a socket lost with its node). Returns how
+    many conversations were abandoned."""
+    # Serialised with the visitor's messages: one sent now keeps the conversation alive.
+    await advisory_lock(session, f"webchat-visitor:{visitor_id}")
+    visitor = await session.get(Visitor, visitor_id)
+    if visitor is None:
+        return 0
+    waiting = await _waiting(session, visitor)
+    if not waiting:
+        return 0
+    if visitor.last_seen_at + grace > now(session):
+        await _check_back(session, visitor, grace)
+        return 0
+    abandoned = 0
+    for interaction_id in waiting:
+        abandoned += await routing.abandon(session, interaction_id, reason=REASON_LEFT)
+    return abandoned
 
 
 # --- attachments ------------------------------------------------------------------------------

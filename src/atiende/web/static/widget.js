@@ -7,7 +7,8 @@
  * loaded from (/webchat/v1/KEY/...) and listens on its websocket. The visitor token is kept in
  * localStorage per widget key, so the conversation survives page loads; unsent messages wait
  * in an outbox (also in localStorage) and are re-sent with the same client_id until the server
- * has them, so a flaky network never duplicates a message. See docs/webchat.md.
+ * has them, so a flaky network never duplicates a message. "End chat" in the header ends the
+ * conversation (after a confirmation) and offers to start a new one. See docs/webchat.md.
  */
 (function () {
   "use strict";
@@ -41,7 +42,9 @@
     reconnecting: "Reconnecting…", offline_title: "We are offline", you: "You", agent: "Agent",
     invalid_email: "Enter a valid e-mail address.", invalid_phone: "Enter a valid phone number.",
     rate_limited: "You are sending messages too fast; wait a moment.",
-    unavailable: "The chat is not available right now.", attachment: "Attachment"
+    unavailable: "The chat is not available right now.", attachment: "Attachment",
+    end: "End chat", end_confirm: "End this conversation?", cancel: "Cancel",
+    ended_by_you: "You ended the conversation.", new_chat: "Start a new conversation"
   };
 
   // --- storage ---------------------------------------------------------------------------
@@ -82,7 +85,9 @@
     messages: {},          // id -> message as the API shows it
     outbox: load("outbox", []), // [{client_id, body, attachments:[{id,name,...}], failed?}]
     lastEventId: -1,
-    status: null,          // status of the newest interaction
+    status: null,          // status of the newest interaction ("ended": the visitor ended it)
+    ending: false,         // an "end chat" request is on its way
+    ended: false,          // the visitor ended the chat here and has not started a new one
     open: false,
     unread: 0,
     uploads: [],           // attachments chosen for the next message
@@ -204,6 +209,13 @@
 
     ui.title = el("h2", { id: "atw-title", class: "title" });
     ui.close = el("button", { type: "button", class: "icon-button close", "data-part": "close", on: { click: function () { setOpen(false); } } }, [svg(ICONS.close)]);
+    ui.end = el("button", { type: "button", class: "end-button", "data-part": "end", hidden: true, "aria-haspopup": "dialog", on: { click: askEnd } });
+    ui.confirmText = el("p", { id: "atw-confirm-text", class: "confirm-text" });
+    ui.confirmYes = el("button", { type: "button", class: "danger", "data-part": "end-yes", on: { click: endChat } });
+    ui.confirmNo = el("button", { type: "button", class: "secondary", "data-part": "end-cancel", on: { click: cancelEnd } });
+    ui.confirm = el("div", { class: "confirm", role: "alertdialog", "aria-labelledby": "atw-confirm-text", "data-part": "confirm-end", hidden: true }, [
+      ui.confirmText, el("div", { class: "actions" }, [ui.confirmNo, ui.confirmYes])
+    ]);
     ui.offline = el("div", { class: "banner offline", role: "status", "data-part": "offline", hidden: true });
     ui.connection = el("div", { class: "banner connection", role: "status", "data-part": "connection", hidden: true });
     ui.unavailable = el("div", { class: "banner unavailable", role: "alert", hidden: true });
@@ -224,11 +236,14 @@
     ui.send = el("button", { type: "submit", class: "icon-button send", "data-part": "send" }, [svg(ICONS.send)]);
     ui.limits = el("p", { class: "limits", "data-part": "limits" });
     ui.composer = el("form", { class: "composer", "data-part": "composer", on: { submit: onSend } }, [ui.chips, el("div", { class: "row" }, [ui.attach, ui.input, ui.send]), ui.file]);
-    ui.conversation = el("div", { class: "conversation", hidden: true }, [ui.log, ui.typing, ui.error, ui.composer, ui.limits]);
+    ui.endedText = el("p", { class: "ended-text" });
+    ui.newChat = el("button", { type: "button", class: "primary", "data-part": "new-chat", on: { click: startNew } });
+    ui.ended = el("div", { class: "ended", "data-part": "ended", role: "status", hidden: true }, [ui.endedText, ui.newChat]);
+    ui.conversation = el("div", { class: "conversation", hidden: true }, [ui.log, ui.typing, ui.error, ui.composer, ui.limits, ui.ended]);
 
     ui.panel = el("section", { id: "atw-panel", class: "panel", role: "dialog", "aria-labelledby": "atw-title", "data-part": "panel", hidden: true, on: { keydown: onPanelKey } }, [
-      el("header", { class: "head" }, [ui.title, ui.close]),
-      ui.offline, ui.connection, ui.unavailable, ui.prechat, ui.conversation
+      el("header", { class: "head" }, [ui.title, el("div", { class: "head-actions" }, [ui.end, ui.close])]),
+      ui.confirm, ui.offline, ui.connection, ui.unavailable, ui.prechat, ui.conversation
     ]);
 
     wrapper.appendChild(ui.panel);
@@ -257,9 +272,15 @@
     ui.attach.setAttribute("aria-label", t("attach"));
     ui.typing.querySelector(".typing-text").textContent = t("typing");
     ui.connection.textContent = t("reconnecting");
+    ui.end.textContent = t("end");
+    ui.confirmText.textContent = t("end_confirm");
+    ui.confirmYes.textContent = t("end");
+    ui.confirmNo.textContent = t("cancel");
+    ui.endedText.textContent = t("ended_by_you");
+    ui.newChat.textContent = t("new_chat");
     var types = config.attachments.types;
     ui.attach.hidden = types.length === 0;
-    ui.limits.hidden = types.length === 0;
+    ui.limits.hidden = types.length === 0 || state.ended;
     ui.file.setAttribute("accept", types.join(","));
     var limits = t("attach_limits", { types: types.map(shortType).join(", "), size: humanSize(config.attachments.max_bytes) });
     ui.limits.textContent = limits;
@@ -332,7 +353,8 @@
   function onPanelKey(event) {
     if (event.key === "Escape") {
       event.stopPropagation();
-      setOpen(false);
+      if (!ui.confirm.hidden) cancelEnd();
+      else setOpen(false);
     }
   }
 
@@ -345,6 +367,69 @@
     }
     ui.prechat.hidden = !needsForm;
     ui.conversation.hidden = needsForm;
+    renderEnd();
+  }
+
+  // --- ending the chat ----------------------------------------------------------------------
+
+  function setStatus(status) {
+    state.status = status;
+    renderEnd();
+  }
+
+  // "End chat" is offered while a conversation is open (waiting or with an agent).
+  function renderEnd() {
+    var open = !!state.token && OPEN_STATUSES.indexOf(state.status) >= 0;
+    ui.end.hidden = !open;
+    if (!open) ui.confirm.hidden = true;
+  }
+
+  function askEnd() {
+    ui.confirm.hidden = false;
+    ui.confirmNo.focus();
+  }
+
+  function cancelEnd() {
+    ui.confirm.hidden = true;
+    ui.end.focus();
+  }
+
+  function endChat() {
+    ui.confirm.hidden = true;
+    if (!state.token || state.ending) return;
+    state.ending = true;
+    ui.confirmYes.disabled = true;
+    showError(ui.error, "");
+    // Waiting: the server abandons the conversation. With an agent: the agent is told and
+    // finishes it. Either way the next message here opens a new conversation.
+    request("POST", "/end").then(function (result) {
+      hideTyping();
+      setStatus(result.status);
+      addNote(t("ended_by_you"));
+      showEnded(true);
+    }).catch(function (error) {
+      if (error instanceof ApiError && error.status === 401) {
+        forgetSession();
+        return;
+      }
+      showError(ui.error, t("unavailable"));
+    }).then(function () {
+      state.ending = false;
+      ui.confirmYes.disabled = false;
+    });
+  }
+
+  function showEnded(ended) {
+    state.ended = ended;
+    ui.ended.hidden = !ended;
+    ui.composer.hidden = ended || state.stopped;
+    ui.limits.hidden = ended || !state.config || state.config.attachments.types.length === 0;
+    if (ended) ui.newChat.focus();
+  }
+
+  function startNew() {
+    showEnded(false);
+    focusFirst();
   }
 
   // --- sessions ---------------------------------------------------------------------------
@@ -424,7 +509,8 @@
     save("outbox", []);
     state.outbox = [];
     state.messages = {};
-    state.status = null;
+    setStatus(null);
+    showEnded(false);
     if (state.socket) state.socket.close();
     renderLog();
     showStage();
@@ -435,7 +521,7 @@
   function loadHistory() {
     return request("GET", "/messages").then(function (history) {
       history.messages.forEach(function (message) { state.messages[message.id] = message; });
-      state.status = history.status;
+      setStatus(history.status);
       if (state.lastEventId < 0) state.lastEventId = history.last_event_id;
       forgetSent();
       renderLog();
@@ -618,7 +704,7 @@
       state.flushAttempts = 0;
       state.messages[message.id] = message;
       removeFromOutbox(item.client_id);
-      if (state.status === null || state.status === "closed" || state.status === "abandoned") state.status = "queued";
+      if (OPEN_STATUSES.indexOf(state.status) < 0) setStatus("queued"); // this message opened a new one
       renderLog();
       state.flushing = false;
       flush();
@@ -831,8 +917,9 @@
     } else if (frame.event === "interaction.typing") {
       showTyping();
     } else if (frame.event === "interaction.changed") {
+      if (state.ending) return; // the answer to "end chat" says how it ended
       var before = state.status;
-      state.status = data.status;
+      setStatus(data.status);
       if (data.status === "assigned" && before !== "assigned") addNote(t("joined"));
       if ((data.status === "closed" || data.status === "abandoned") && before !== data.status) {
         hideTyping();

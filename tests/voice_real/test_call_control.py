@@ -1,0 +1,297 @@
+"""Call control end to end: real SIP calls (sipp) through a real Asterisk 22 into Atiende's
+call control, routed by the engine to sipp agent phones — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from atiende.conversations.models import Interaction, InteractionStatus
+from atiende.core.config import Settings
+from atiende.core.db import Database, Scope
+from atiende.identity import service as identity
+from atiende.routing import service as routing
+from atiende.routing.models import Agent, LicenceType, Presence, Queue, Recording
+from atiende.tenancy.models import Tenant
+from atiende.voice import service as voice
+from atiende.voice.ari import AriClient
+from atiende.voice.calls import CallControl, recording_name_of
+from atiende.voice.models import Call, Extension, VoiceNumber
+from atiende.voice.pbx import PhoneSecret, render
+from factories import make_tenant, make_user
+from routing_factories import make_agent, make_queue
+from voice_real.harness import ARI_PASSWORD, ARI_URL, ARI_USERNAME, Asterisk, Sipp, pbx_setup
+
+DID = "5553000"
+CUSTOMER = "+525512345678"
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], timeout: float = 15
+) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {value!r} after {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class Centre:
+    """A tenant with a voice queue, a number on it, a PBX (the test Asterisk) and call
+    control running."""
+
+    db: Database
+    tenant: Tenant
+    queue: Queue
+    control: CallControl
+    asterisk: Asterisk
+
+    async def interaction(self) -> Interaction:
+        async with self.db.session(Scope.tenant(self.tenant.id), read_only=True) as session:
+            found = await session.scalar(select(Interaction).order_by(Interaction.created_at))
+            assert found is not None
+            return found
+
+    async def calls(self) -> list[Call]:
+        async with self.db.session(Scope.tenant(self.tenant.id), read_only=True) as session:
+            return list((await session.scalars(select(Call))).all())
+
+    async def timeline(self, interaction_id: uuid.UUID) -> list[str]:
+        from atiende.conversations.models import InteractionEvent
+
+        async with self.db.session(Scope.tenant(self.tenant.id), read_only=True) as session:
+            rows = await session.scalars(
+                select(InteractionEvent.type)
+                .where(InteractionEvent.interaction_id == interaction_id)
+                .order_by(InteractionEvent.id)
+            )
+            return list(rows.all())
+
+    async def status(self) -> InteractionStatus | None:
+        async with self.db.session(Scope.tenant(self.tenant.id), read_only=True) as session:
+            return await session.scalar(select(Interaction.status))
+
+    async def agent(self, user_id: uuid.UUID) -> Agent:
+        async with self.db.session(Scope.tenant(self.tenant.id), read_only=True) as session:
+            found = await session.get(Agent, user_id)
+            assert found is not None
+            return found
+
+    async def phone_agent(
+        self, extension: str, *queues: Queue, available: bool = True
+    ) -> tuple[uuid.UUID, PhoneSecret]:
+        user_id = await make_agent(
+            self.db, self.tenant, *queues, licence=LicenceType.voice, available=available
+        )
+        async with self.db.session(Scope.tenant(self.tenant.id)) as session:
+            session.add(
+                Extension(number=extension, user_id=user_id, created_at=self.db.clock.now())
+            )
+        return user_id, PhoneSecret(extension, f"secret-{extension}-{uuid.uuid4().hex[:6]}")
+
+    def configure(self, *phones: PhoneSecret) -> None:
+        setup = pbx_setup(tenant=self.tenant.slug, dids=(DID,), phones=phones)
+        self.asterisk.apply(render(setup))
+
+
+@pytest.fixture
+async def centre(
+    app: FastAPI, db: Database, settings: Settings, asterisk: Asterisk
+) -> AsyncIterator[Centre]:
+    tenant = await make_tenant(db, slug=f"v{uuid.uuid4().hex[:8]}")
+    queue = await make_queue(
+        db, tenant, name="Calls", channels=["voice"], offer_timeout_seconds=6, wrap_up_seconds=30
+    )
+    admin = await make_user(db, tenant)
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        await voice.add_pbx(
+            session,
+            identity.actor_for(admin),
+            voice.PbxCreate(
+                name="test", ari_url=ARI_URL, ari_username=ARI_USERNAME, ari_password=ARI_PASSWORD
+            ),
+            settings=settings,
+        )
+        session.add(VoiceNumber(number=DID, queue_id=queue.id, created_at=db.clock.now()))
+    control = CallControl(db, app.state.atiende.bus, settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(control.run(stop))
+    await asyncio.wait_for(control.ready.wait(), 10)
+    try:
+        yield Centre(db, tenant, queue, control, asterisk)
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+        await routing.settle()
+
+
+async def test_a_call_is_queued_rings_the_right_agent_and_is_bridged(
+    centre: Centre, sipp: Sipp
+) -> None:
+    other_queue = await make_queue(centre.db, centre.tenant, name="Other", channels=["voice"])
+    ana, ana_phone = await centre.phone_agent("1001", centre.queue)
+    _, bob_phone = await centre.phone_agent("1002", other_queue)  # not in this queue
+    centre.configure(ana_phone, bob_phone)
+    ana_sipp = sipp.phone("1001", ana_phone.secret, answer_after_ms=300)
+    bob_sipp = sipp.phone("1002", bob_phone.secret, answer_after_ms=300)
+    await ana_sipp.start()
+    await bob_sipp.start()
+    await centre.asterisk.wait_endpoint_state("1001", "online")
+
+    caller = sipp.caller(DID, CUSTOMER, hangup_after_ms=2500)
+    await caller.start()
+    call = (await eventually(centre.calls, lambda c: bool(c) and c[0].connected_at is not None))[0]
+    interaction = await centre.interaction()
+    assert interaction.status is InteractionStatus.assigned
+    assert interaction.agent_id == ana
+    assert (call.agent_id, call.caller_number, call.number) == (ana, CUSTOMER, DID)
+    async with AriClient(ARI_URL, ARI_USERNAME, ARI_PASSWORD) as client:
+        bridges = {b.id: set(b.channels) for b in await client.list_bridges()}
+    assert bridges[call.bridge_id or ""] == {call.customer_channel_id, call.agent_channel_id}
+
+    result = await caller.wait(timeout=20)
+    assert (result.successful, result.failed) == (1, 0), result.problems
+    ended = (await eventually(centre.calls, lambda c: c[0].ended_at is not None))[0]
+    assert ended.end_cause == "hangup"
+    assert await eventually(centre.status, lambda s: s is InteractionStatus.wrap_up)
+    report = await ana_sipp.wait_until(lambda r: r.ended_by_pbx == 1)
+    assert (report.received, report.answered) == (1, 1)
+    assert CUSTOMER.lstrip("+") in report.calls[0].caller
+    assert (await bob_sipp.stop()).received == 0
+    steps = await centre.timeline(interaction.id)
+    for kind in ("created", "call.answered", "queued", "offered", "call.offered"):
+        assert kind in steps
+    assert steps.index("call.connected") < steps.index("call.ended") < steps.index("wrap_up")
+    assert "accepted" in steps
+    assert "assigned" in steps
+
+
+async def test_a_phone_that_does_not_answer_passes_the_call_to_the_next_agent(
+    centre: Centre, sipp: Sipp
+) -> None:
+    ana, ana_phone = await centre.phone_agent("1001", centre.queue)  # idle longer: rings first
+    bob, bob_phone = await centre.phone_agent("1002", centre.queue)
+    async with centre.db.session(Scope.tenant(centre.tenant.id)) as session:
+        (await session.get_one(Agent, bob)).idle_since = centre.db.clock.now() + timedelta(
+            seconds=1
+        )
+    centre.configure(ana_phone, bob_phone)
+    ana_sipp = sipp.phone("1001", ana_phone.secret, never_answer=True)
+    bob_sipp = sipp.phone("1002", bob_phone.secret, answer_after_ms=200)
+    await ana_sipp.start()
+    await bob_sipp.start()
+
+    caller = sipp.caller(DID, CUSTOMER, hangup_after_ms=12_000)
+    await caller.start()
+    call = (
+        await eventually(
+            centre.calls, lambda c: bool(c) and c[0].connected_at is not None, timeout=25
+        )
+    )[0]
+    assert call.agent_id == bob
+    assert (await centre.agent(ana)).no_answer_count == 1
+    ana_report = await ana_sipp.wait_until(lambda r: r.cancelled == 1)
+    assert (ana_report.received, ana_report.answered) == (1, 0)
+    interaction = await centre.interaction()
+    steps = await centre.timeline(interaction.id)
+    assert steps.count("call.offered") == 2
+    assert "phone_declined" in steps
+    assert "requeued" in steps
+    await caller.stop()
+
+
+async def test_a_caller_who_hangs_up_while_waiting_abandons(centre: Centre, sipp: Sipp) -> None:
+    ana, ana_phone = await centre.phone_agent("1001", centre.queue, available=False)
+    centre.configure(ana_phone)
+    result = await sipp.caller(DID, CUSTOMER, hangup_after_ms=1500).run(timeout=20)
+    assert (result.successful, result.failed) == (1, 0), result.problems  # answered: music
+    assert await eventually(centre.status, lambda s: s is InteractionStatus.abandoned)
+    call = (await eventually(centre.calls, lambda c: c[0].ended_at is not None))[0]
+    assert (call.state, call.connected_at) == ("ended", None)
+    steps = await centre.timeline((await centre.interaction()).id)
+    assert steps[-1] == "abandoned"
+    assert "call.ended" in steps
+    assert (await centre.agent(ana)).presence is Presence.offline
+
+
+async def test_a_transfer_to_another_queue_rings_its_agent_and_drops_the_first(
+    centre: Centre, sipp: Sipp
+) -> None:
+    sales = await make_queue(centre.db, centre.tenant, name="Sales", channels=["voice"])
+    ana, ana_phone = await centre.phone_agent("1001", centre.queue)
+    bob, bob_phone = await centre.phone_agent("1002", sales)
+    centre.configure(ana_phone, bob_phone)
+    ana_sipp = sipp.phone("1001", ana_phone.secret, answer_after_ms=200)
+    bob_sipp = sipp.phone("1002", bob_phone.secret, answer_after_ms=200)
+    await ana_sipp.start()
+    await bob_sipp.start()
+    caller = sipp.caller(DID, CUSTOMER, hangup_after_ms=10_000)
+    await caller.start()
+    await eventually(centre.calls, lambda c: bool(c) and c[0].agent_id == ana)
+    interaction = await centre.interaction()
+
+    async with centre.db.session(Scope.tenant(centre.tenant.id)) as session:
+        actor = identity.actor_for(await session.get_one(identity.User, ana))
+        await routing.transfer(session, actor, interaction.id, queue_id=sales.id, note="billing")
+    call = (
+        await eventually(
+            centre.calls, lambda c: c[0].agent_id == bob and c[0].connected_at is not None
+        )
+    )[0]
+    assert call.ended_at is None
+    await ana_sipp.wait_until(lambda r: r.ended_by_pbx == 1)
+    assert (await centre.interaction()).agent_id == bob
+    steps = await centre.timeline(interaction.id)
+    assert "transferred" in steps
+    assert steps.count("call.connected") >= 2
+    await caller.stop()
+
+
+async def test_a_recorded_queue_keeps_the_conversation_in_asterisk(
+    centre: Centre, sipp: Sipp
+) -> None:
+    async with centre.db.session(Scope.tenant(centre.tenant.id)) as session:
+        queue = await session.get_one(Queue, centre.queue.id)
+        queue.recording = Recording.always
+    _, ana_phone = await centre.phone_agent("1001", centre.queue)
+    centre.configure(ana_phone)
+    ana_sipp = sipp.phone("1001", ana_phone.secret, answer_after_ms=100)
+    await ana_sipp.start()
+    result = await sipp.caller(DID, CUSTOMER, hangup_after_ms=2500).run(timeout=20)
+    assert (result.successful, result.failed) == (1, 0), result.problems
+    call = (await eventually(centre.calls, lambda c: bool(c) and c[0].ended_at is not None))[0]
+    name = recording_name_of(call.id)
+    assert (call.recording_name, call.recording_state) == (name, "done")
+    async with AriClient(ARI_URL, ARI_USERNAME, ARI_PASSWORD) as client:
+        audio = await eventually(
+            lambda: _stored(client, name), lambda body: body is not None and len(body) > 44
+        )
+    assert audio is not None
+    assert audio[:4] == b"RIFF"
+    async with AriClient(ARI_URL, ARI_USERNAME, ARI_PASSWORD) as client:
+        await client.delete_stored_recording(name)
+
+
+async def _stored(client: AriClient, name: str) -> bytes | None:
+    from atiende.voice.ari import AriRequestFailed
+
+    try:
+        return await client.stored_recording(name)
+    except AriRequestFailed:
+        return None
