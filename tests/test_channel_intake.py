@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,25 +19,37 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from atiende.channels import service
-from atiende.channels.models import InboundEvent, InboundStatus
+from atiende.channels.models import ChannelAccount, InboundEvent, InboundStatus
+from atiende.conversations.models import MessageStatus
 from atiende.core.db import Database, Scope
+from atiende.core.events import EVENT_LOG, EventEnvelope
 from atiende.jobs import service as jobs
-from atiende.jobs.models import Job
+from atiende.jobs.models import Job, JobStatus
 from channel_factories import Desk, desk
-from factories import api_client
+from factories import LiveServer, api_client
 from fakes import whatsapp as meta
 
 
-async def connect(office: Desk) -> dict[str, Any]:
-    return await office.connect(
-        "whatsapp",
-        {"phone_number_id": meta.PHONE_NUMBER_ID, "waba_id": meta.WABA_ID},
-        {
-            "access_token": meta.ACCESS_TOKEN,
-            "app_secret": meta.APP_SECRET,
-            "verify_token": meta.VERIFY_TOKEN,
-        },
-    )
+@pytest.fixture
+async def graph() -> AsyncIterator[meta.FakeGraph]:
+    fake = meta.FakeGraph()
+    async with LiveServer(fake.app) as server:
+        fake.base = f"{server.http}/{meta.VERSION}"
+        yield fake
+
+
+SECRETS = {
+    "access_token": meta.ACCESS_TOKEN,
+    "app_secret": meta.APP_SECRET,
+    "verify_token": meta.VERIFY_TOKEN,
+}
+
+
+async def connect(office: Desk, graph: meta.FakeGraph | None = None) -> dict[str, Any]:
+    settings: dict[str, Any] = {"phone_number_id": meta.PHONE_NUMBER_ID, "waba_id": meta.WABA_ID}
+    if graph is not None:
+        settings["api_base"] = graph.base
+    return await office.connect("whatsapp", settings, SECRETS)
 
 
 def text_message(n: int) -> bytes:
@@ -75,11 +91,8 @@ async def job_count(db: Database) -> int:
         return int(await session.scalar(select(func.count(Job.id))) or 0)
 
 
-async def test_webhooks_arriving_together_are_stored_together_each_once(
-    app: FastAPI, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    office = await desk(app, ["whatsapp"])
-    account = await connect(office)
+def counting_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every intake transaction from now on."""
     batches: list[int] = []
     write = service.Inbox._write
 
@@ -88,6 +101,21 @@ async def test_webhooks_arriving_together_are_stored_together_each_once(
         return await write(self, db, batch)
 
     monkeypatch.setattr(service.Inbox, "_write", counting)
+    return batches
+
+
+def read_status_of(provider_message_id: str) -> bytes:
+    payload = copy.deepcopy(meta.WEBHOOK_STATUS_READ)
+    payload["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = provider_message_id
+    return json.dumps(payload).encode()
+
+
+async def test_webhooks_arriving_together_are_stored_together_each_once(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    office = await desk(app, ["whatsapp"])
+    account = await connect(office)
+    batches = counting_batches(monkeypatch)
     bodies = [text_message(n) for n in range(20)]
     again = bodies[3]  # a provider redelivering while the first delivery is in flight
     async with api_client(app) as provider:
@@ -104,9 +132,12 @@ async def test_webhooks_arriving_together_are_stored_together_each_once(
     events = await stored(office.db)
     assert len(events) == 20
     assert {e.status for e in events} == {InboundStatus.received}
-    assert await job_count(office.db) == 20  # one processing job per stored event
+    # One processing job per transaction that stored something, for all it stored.
+    processing = await job_count(office.db)
+    assert processing < 20
+    assert processing <= len(batches)
 
-    assert await office.run_jobs() == 20
+    assert await office.run_jobs() == processing
     interactions = await office.interactions()
     assert len(interactions) == 20
     assert all(e.status is InboundStatus.processed for e in await stored(office.db))
@@ -200,3 +231,103 @@ async def test_a_malformed_payload_among_good_ones_is_kept_and_refused_alone(
     statuses = sorted(e.status.value for e in await stored(office.db))
     assert statuses == ["received", "rejected"]
     assert await job_count(office.db) == 1
+
+
+async def test_an_event_not_applicable_yet_waits_alone_while_the_rest_of_its_batch_is_applied(
+    app: FastAPI, graph: meta.FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    office = await desk(app, ["whatsapp"])
+    account = await connect(office, graph)
+    async with api_client(app) as provider:
+        assert (await post(provider, account, text_message(1))).status_code == 200
+    await office.run_jobs()
+    (interaction,) = await office.interactions()
+    graph.reply(
+        "messages", 429, meta.graph_error(130429, "Rate limit hit"), **{"Retry-After": "30"}
+    )
+    await office.reply(interaction.id, "Un momento")
+    await office.run_jobs()  # the send waits 30 s: its provider id is not known yet
+
+    # The provider reports the send read (as it will be named) together with two messages.
+    batches = counting_batches(monkeypatch)
+    async with api_client(app) as provider:
+        answers = await asyncio.gather(
+            post(provider, account, read_status_of("wamid.fake1")),
+            post(provider, account, text_message(2)),
+            post(provider, account, text_message(3)),
+        )
+    assert [a.json() for a in answers] == [{"status": "stored"}] * 3
+    assert batches == [3]
+
+    assert await office.run_jobs() == 1  # the three events' job
+    assert len(await office.interactions()) == 3  # both messages are in
+    statuses = {e.provider_event_id: e.status for e in await stored(office.db)}
+    status_event = hashlib.sha256(read_status_of("wamid.fake1")).hexdigest()
+    assert statuses.pop(status_event) is InboundStatus.received  # rolled back, set aside
+    assert set(statuses.values()) == {InboundStatus.processed}
+    async with office.db.session(Scope.system(), read_only=True) as session:
+        aside = await session.scalar(select(Job).where(Job.dedupe_key.like("%:alone")))
+    assert aside is not None
+    assert aside.status is JobStatus.pending
+
+    clock = app.state.atiende.clock
+    clock.advance(timedelta(seconds=31))
+    await office.run_jobs()  # the status, due first, waits again; then the send goes out
+    clock.advance(timedelta(seconds=6))
+    await office.run_jobs()
+    assert (await office.messages(interaction.id))[-1].status is MessageStatus.read
+    assert all(e.status is InboundStatus.processed for e in await stored(office.db))
+
+
+async def test_what_a_set_aside_event_published_is_withdrawn_with_it(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    office = await desk(app, ["whatsapp"])
+    routed = await connect(office)
+    created = await office.admin.client.post(
+        "/api/v1/channels",
+        json={
+            "kind": "whatsapp",
+            "name": "second line",
+            "queue_id": str(office.queue.id),
+            "settings": {"phone_number_id": meta.PHONE_NUMBER_ID, "waba_id": meta.WABA_ID},
+            "secrets": SECRETS,
+        },
+    )
+    assert created.status_code == 201, created.text
+    unrouted = created.json()
+    async with api_client(app) as provider:  # both lines known to intake: one batch below
+        for n, line in enumerate((routed, unrouted)):
+            assert (await post(provider, line, text_message(100 + n))).status_code == 200
+    assert await office.run_jobs() == 2
+    async with office.db.session(Scope.tenant(office.tenant.id)) as session:
+        account = await session.get(ChannelAccount, uuid.UUID(unrouted["id"]))
+        assert account is not None
+        account.queue_id = None  # its queue was deleted: its messages cannot be routed
+
+    async with office.db.session(Scope.system(), read_only=True) as session:
+        logged_before = int(await session.scalar(select(func.max(EVENT_LOG.c.id))) or 0)
+    published: list[EventEnvelope] = []
+    unsubscribe = app.state.atiende.bus.subscribe(published.append)
+    batches = counting_batches(monkeypatch)
+    async with api_client(app) as provider:
+        answers = await asyncio.gather(
+            post(provider, routed, text_message(1)),
+            post(provider, unrouted, text_message(2)),
+            post(provider, routed, text_message(3)),
+        )
+    assert [a.status_code for a in answers] == [200] * 3
+    assert batches == [3]
+    try:
+        assert await office.run_jobs() == 1
+    finally:
+        unsubscribe()
+
+    assert len(await office.interactions()) == 4  # the unrouted message was rolled back
+    async with office.db.session(Scope.system(), read_only=True) as session:
+        logged = await session.scalars(
+            select(EVENT_LOG.c.id).where(EVENT_LOG.c.id > logged_before).order_by(EVENT_LOG.c.id)
+        )
+        # Published: what the two applied messages logged, nothing the rolled-back one did.
+        assert sorted(e.id for e in published) == list(logged)
+    assert published

@@ -8,12 +8,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 
 from atiende.channels import service
 from atiende.channels.adapters.twilio_sms import TWIML_CONTENT_TYPE, TWIML_EMPTY_RESPONSE
@@ -22,8 +25,54 @@ from atiende.channels.models import InboundStatus
 from atiende.channels.service import AccountCreate, AccountOut, AccountUpdate
 from atiende.web.deps import CurrentPrincipal, PublicSession, Session, app_state
 
+
+class ProviderWebhookRoute(APIRoute):
+    """A webhook route that declares no dependencies is called directly with the request and
+    its path parameters (``kind`` checked here): FastAPI's per-request parameter solving and
+    response building cost a webhook about as much as storing it (docs/benchmarks.md). The
+    OpenAPI document still comes from the endpoint's signature. Routes with dependencies get
+    FastAPI's handler as usual."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        solved = self.dependant
+        injected = (solved.dependencies, solved.query_params, solved.header_params)
+        if self.dependencies or any(injected) or solved.cookie_params or solved.body_params:
+            return super().get_route_handler()
+        endpoint = self.endpoint
+
+        async def handle(request: Request) -> Response:
+            params = dict(request.path_params)
+            if "kind" in params:
+                params["kind"] = _channel_kind(params["kind"])
+            answer: Response = await endpoint(request, **params)
+            return answer
+
+        return handle
+
+
+def _channel_kind(value: str) -> ChannelKind:
+    """The ``{kind}`` of a webhook URL; an unknown one is the 422 FastAPI would answer."""
+    try:
+        return ChannelKind(value)
+    except ValueError:
+        names = [f"'{kind.value}'" for kind in ChannelKind]
+        expected = ", ".join(names[:-1]) + " or " + names[-1]
+        raise RequestValidationError(
+            [
+                {
+                    "type": "enum",
+                    "loc": ("path", "kind"),
+                    "msg": f"Input should be {expected}",
+                    "input": value,
+                }
+            ]
+        ) from None
+
+
 admin = APIRouter(prefix="/api/v1/channels", tags=["channels"])
-webhooks = APIRouter(prefix="/webhooks", tags=["channel webhooks"])
+webhooks = APIRouter(
+    prefix="/webhooks", tags=["channel webhooks"], route_class=ProviderWebhookRoute
+)
 
 
 @admin.get("", response_model=list[AccountOut])
@@ -103,37 +152,25 @@ async def list_events(
 # --- provider webhooks --------------------------------------------------------------------
 
 
-async def _raw(request: Request) -> RawRequest:
-    settings = app_state(request).settings
+async def _raw(request: Request, public_url: str) -> RawRequest:
+    """The request as the provider sent it, read from the ASGI scope directly: ``url`` is
+    the public URL it called (what Starlette's ``request.url`` gives for the path and query,
+    on the configured host), header names are lower-case as ASGI has them."""
+    scope = request.scope
     body = await request.body()
-    url = settings.public_url.rstrip("/") + request.url.path
-    if request.url.query:
-        url += "?" + request.url.query
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    path = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    url = public_url.rstrip("/") + path
+    query: dict[str, str] = {}
+    if query_string := scope.get("query_string", b"").decode():
+        url += "?" + query_string
+        query = dict(parse_qsl(query_string, keep_blank_values=True))
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
     form: dict[str, str] = {}
     if "application/x-www-form-urlencoded" in headers.get("content-type", ""):
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return RawRequest(
-        method=request.method,
-        url=url,
-        headers=headers,
-        query=dict(request.query_params),
-        body=body,
-        form=form,
+        method=scope["method"], url=url, headers=headers, query=query, body=body, form=form
     )
-
-
-@webhooks.get("/{kind}/{webhook_key}", response_class=PlainTextResponse)
-async def webhook_handshake(
-    request: Request, session: PublicSession, kind: ChannelKind, webhook_key: str
-) -> Response:
-    """The provider's verification request (WhatsApp: echo `hub.challenge`)."""
-    answer = await service.handshake(
-        session, kind, webhook_key, await _raw(request), settings=app_state(request).settings
-    )
-    if answer is None:
-        return Response(status_code=status.HTTP_405_METHOD_NOT_ALLOWED)
-    return PlainTextResponse(answer)
 
 
 def _api_channel_body() -> dict[str, Any]:
@@ -199,14 +236,35 @@ async def webhook(request: Request, kind: ChannelKind, webhook_key: str) -> Resp
     and ignored; a bad signature is a 401 and nothing is kept; a payload this channel
     cannot read is kept for inspection and answered with a 400."""
     state = app_state(request)  # intake writes in a unit of work of its own (group commit)
-    intake = await service.receive(
-        state.db, kind, webhook_key, await _raw(request), settings=state.settings
-    )
+    raw = await _raw(request, state.settings.public_url)
+    intake = await service.receive(state.db, kind, webhook_key, raw, settings=state.settings)
     if intake.error is not None and intake.outcome == "rejected":
         return JSONResponse(intake.error.to_body(), status_code=intake.error.status_code)
     if kind is ChannelKind.sms:  # Twilio reads the answer as TwiML: an empty one
         return Response(TWIML_EMPTY_RESPONSE, media_type=TWIML_CONTENT_TYPE)
-    return JSONResponse({"status": intake.outcome})
+    return Response(_OUTCOME_BODIES[intake.outcome], media_type="application/json")
+
+
+# What JSONResponse({"status": outcome}) renders, rendered once.
+_OUTCOME_BODIES = {
+    outcome: JSONResponse({"status": outcome}).body
+    for outcome in ("stored", "duplicate", "rejected")
+}
+
+
+# After the POSTs, which providers send far more often: routes are matched in order.
+@webhooks.get("/{kind}/{webhook_key}", response_class=PlainTextResponse)
+async def webhook_handshake(
+    request: Request, session: PublicSession, kind: ChannelKind, webhook_key: str
+) -> Response:
+    """The provider's verification request (WhatsApp: echo `hub.challenge`)."""
+    settings = app_state(request).settings
+    answer = await service.handshake(
+        session, kind, webhook_key, await _raw(request, settings.public_url), settings=settings
+    )
+    if answer is None:
+        return Response(status_code=status.HTTP_405_METHOD_NOT_ALLOWED)
+    return PlainTextResponse(answer)
 
 
 @admin.post("/{account_id}/actions/{action}")

@@ -6,8 +6,9 @@ interactions and messages routed by the account's queue. Outbound delivery is
 Intake order, for every provider: the account is found by the random ``webhook_key`` in
 the URL; the adapter verifies the signature (a bad one is a 401 and nothing is stored);
 the raw request is stored with the provider's event id (unique per account, so a
-redelivery is acknowledged and changes nothing); a job parses and applies it. A payload
-that cannot be understood is kept (``rejected``) and answered with a 400.
+redelivery is acknowledged and changes nothing); a job parses and applies it, one job for
+the events one transaction stored (``channels/tasks.py``). A payload that cannot be
+understood is kept (``rejected``) and answered with a 400.
 
 Intake is the one use case here that owns its transactions: webhooks that arrive together
 are stored in one (``Inbox``), and each is acknowledged only once it has committed.
@@ -16,6 +17,7 @@ are stored in one (``Inbox``), and each is acknowledged only once it has committ
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import re
@@ -25,11 +27,11 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -76,6 +78,7 @@ from atiende.routing.models import Queue
 log = logging.getLogger(__name__)
 
 PROCESS = "channels.process_inbound"
+EVENTS_PER_JOB = 20  # a processing job applies the events one intake transaction stored
 MAX_MEDIA_BYTES = 16 * 1024 * 1024
 MEDIA_TYPES = frozenset(attachments.DEFAULT_ALLOWED_TYPES) | {
     "audio/aac",
@@ -433,7 +436,8 @@ class Inbox:
     commit), each answered only once the transaction holding it has committed.
     Accounts are remembered by webhook key, so a request with a good signature costs no
     read; each write re-reads its accounts (one statement) and honours what changed since:
-    a disabled or deleted account refuses the webhook, new secrets verify it again.
+    a disabled or deleted account refuses the webhook, new secrets verify it again. The
+    events a transaction stores get one processing job per tenant, not one each.
 
     One transaction is written at a time, on PostgreSQL too: there, several in flight made
     smaller batches and cost more than the commits they overlapped.
@@ -519,13 +523,10 @@ class Inbox:
     async def _write(self, db: Database, batch: list[_Arrival]) -> list[Intake | Exception]:
         results: dict[int, Intake | Exception] = {}
         async with db.session(Scope.system()) as session:
-            # Key-share locks keep the accounts from being deleted before the events are in.
             accounts = {
                 account.id: account
                 for account in await session.scalars(
-                    select(ChannelAccount)
-                    .where(ChannelAccount.id.in_({a.account.id for a in batch}))
-                    .with_for_update(read=True, key_share=True)
+                    _ACCOUNTS_TO_WRITE_FOR, {"ids": list({a.account.id for a in batch})}
                 )
             }
             rows: list[dict[str, Any]] = []
@@ -558,9 +559,11 @@ class Inbox:
             # wait for each other's rows instead of deadlocking (PostgreSQL).
             rows.sort(key=lambda row: (row["account_id"], row["provider_event_id"]))
             inserted = (
-                set(await session.scalars(_insert_new_events(db.dialect), rows)) if rows else set()
+                set((await session.execute(_insert_new_events(db.dialect), rows)).scalars())
+                if rows
+                else set()
             )
-            new_jobs: list[jobs.NewJob] = []
+            new_events: dict[int, dict[str, Any]] = {}
             for row in rows:
                 index = firsts[(row["account_id"], row["provider_event_id"])]
                 error = batch[index].error
@@ -570,11 +573,22 @@ class Inbox:
                     results[index] = Intake("rejected", error)
                 else:
                     results[index] = Intake("stored")
-                    event_id = row["id"]
-                    new_jobs.append(
-                        (row["tenant_id"], {"event_id": str(event_id)}, f"{PROCESS}:{event_id}")
-                    )
-            await jobs.schedule_new(session, PROCESS, new_jobs)
+                    new_events[index] = row
+            to_process: dict[uuid.UUID, list[str]] = {}  # tenant → its new events as they came
+            for index in sorted(new_events):
+                row = new_events[index]
+                to_process.setdefault(row["tenant_id"], []).append(str(row["id"]))
+            # A job row costs about what an event row does: one job per tenant and up to
+            # EVENTS_PER_JOB events, named after its first event (channels/tasks.py).
+            await jobs.schedule_new(
+                session,
+                PROCESS,
+                [
+                    (tenant_id, {"event_ids": chunk}, f"{PROCESS}:{chunk[0]}")
+                    for tenant_id, event_ids in to_process.items()
+                    for chunk in _chunks(event_ids, EVENTS_PER_JOB)
+                ],
+            )
         return [results[index] for index in range(len(batch))]
 
     def _forget(self, account_id: uuid.UUID) -> None:
@@ -609,14 +623,32 @@ def _event_row(arrival: _Arrival) -> dict[str, Any]:
     }
 
 
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+# The accounts of a batch, re-read as it is written (the statement built once: building
+# it cost a tenth of a small transaction). Key-share locks keep the accounts from being
+# deleted before the events are in.
+_ACCOUNTS_TO_WRITE_FOR = (
+    select(ChannelAccount)
+    .where(ChannelAccount.id.in_(bindparam("ids", expanding=True)))
+    .with_for_update(read=True, key_share=True)
+)
+
+
+@functools.cache
 def _insert_new_events(dialect: str) -> ReturningInsert[tuple[uuid.UUID]]:
-    """One INSERT for a batch of rows (its SQL compiled once): a redelivery (same account
-    and provider event id) is skipped, and only the ids of the rows inserted come back."""
+    """One INSERT for a batch of rows (the statement built once per dialect, its SQL compiled
+    once): a redelivery (same account and provider event id) is skipped, and only the ids
+    of the rows inserted come back. On the table, not the mapped class: the rows are
+    complete, and the ORM's bulk path cost ~15 % of the write for nothing."""
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    table = cast(Table, InboundEvent.__table__)
     return (
-        insert(InboundEvent)
+        insert(table)
         .on_conflict_do_nothing(index_elements=["account_id", "provider_event_id"])
-        .returning(InboundEvent.id)
+        .returning(table.c.id)
     )
 
 
