@@ -8,10 +8,10 @@ measured) is started on a fresh database with one tenant, one queue and one What
 channel. The client posts ``--count`` distinct webhooks, each one inbound text message
 signed with ``X-Hub-Signature-256`` like Meta signs them, from ``--concurrency`` connections,
 and re-posts a share of them (``--redeliver``) as a provider redelivery would. Measured:
-acknowledgement latency (request sent → 200), messages acknowledged per second, and, from
-the database afterwards, how many were stored, lost (acknowledged but not stored) or stored
-twice. The ceiling is the same client against a bare endpoint (``GET /healthz``) of the
-same server in the same run.
+acknowledgement latency (request sent → 200), messages acknowledged per second, the
+server process's CPU time per request (Linux), and, from the database afterwards, how many
+were stored, lost (acknowledged but not stored) or stored twice. The ceiling is the same
+client against a bare endpoint (``GET /healthz``) of the same server in the same run.
 
 The client is deliberately lean (HTTP/1.1 on asyncio streams over kept-alive connections,
 every request's bytes built before the clock starts), so that on a small machine it is the
@@ -230,6 +230,22 @@ async def _drive(
     return latencies, statuses, elapsed, acked
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux): what the server spent, whatever
+    else the machine was doing meanwhile."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _per_request_ms(before: float | None, after: float | None, requests: int) -> float | None:
+    if before is None or after is None or not requests:
+        return None
+    return round((after - before) / requests * 1000, 3)
+
+
 def _percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))] if ordered else 0.0
@@ -295,14 +311,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         healthz = _request("GET", "/healthz", port)
         bare: list[Request] = [(healthz, n) for n in range(args.count)]
         await _drive(port, bare[:200], args.concurrency, 30)  # warm-up
+        cpu_start = _cpu_seconds(server.pid)
         ceiling_lat, ceiling_status, ceiling_elapsed, _ = await _drive(
             port, bare, args.concurrency, args.max_seconds
         )
+        cpu_between = _cpu_seconds(server.pid)
         posts: list[Request] = [(_request("POST", path, port, b), n) for n, b in enumerate(bodies)]
         posts += [(_request("POST", path, port, bodies[n]), n) for n in again]
         latencies, statuses, elapsed, acked_keys = await _drive(
             port, posts, args.concurrency, args.max_seconds
         )
+        cpu_end = _cpu_seconds(server.pid)
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -332,6 +351,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "ack_p99_ms": round(_percentile(latencies, 0.99), 2),
         "ceiling_msgs_per_s": round(ceiling, 1),
         "ceiling_p50_ms": round(statistics.median(ceiling_lat), 2) if ceiling_lat else None,
+        "server_cpu_ms_per_msg": _per_request_ms(cpu_between, cpu_end, len(statuses)),
+        "ceiling_server_cpu_ms_per_req": _per_request_ms(
+            cpu_start, cpu_between, len(ceiling_status)
+        ),
         "ratio": round(msgs_per_s / ceiling, 3) if ceiling else None,
         "concurrency": args.concurrency,
         "targets": {

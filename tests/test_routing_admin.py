@@ -161,6 +161,7 @@ async def test_a_queue_gets_sensible_defaults(app, db: Database) -> None:
         "auto_accept": False,
         "sticky_seconds": 0,
         "ageing_seconds": 60,
+        "recording": "never",
     }
 
 
@@ -190,6 +191,7 @@ async def test_every_queue_field_can_be_set_and_changed(app, db: Database) -> No
         "auto_accept": True,
         "sticky_seconds": 86400,
         "ageing_seconds": 30,
+        "recording": "on_demand",
     }
     queue = await _queue(boss, **full)
     assert {k: queue[k] for k in full} == full

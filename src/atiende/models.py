@@ -38,7 +38,7 @@ from atiende.routing.models import (
     Skill,
 )
 from atiende.tenancy.models import Tenant
-from atiende.voice.models import Extension, Pbx
+from atiende.voice.models import Call, Extension, IvrMenu, Pbx, VoiceNumber
 from atiende.webchat.models import Visitor, Widget
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "Base",
     "BillingAccount",
     "BreakReason",
+    "Call",
     "CannedResponse",
     "CaseCounter",
     "CaseEvent",
@@ -72,6 +73,7 @@ __all__ = [
     "InvoiceCounter",
     "InvoiceLine",
     "IssuedLicence",
+    "IvrMenu",
     "Job",
     "Lead",
     "LoginAttempt",
@@ -91,6 +93,7 @@ __all__ = [
     "Tenant",
     "User",
     "Visitor",
+    "VoiceNumber",
     "WebSession",
     "Widget",
 ]

@@ -17,6 +17,8 @@ from atiende.jobs.registry import JobContext, JobRegistry
 from atiende.mail import tasks as mail_tasks
 from atiende.realtime import service as realtime
 from atiende.routing import tasks as routing_tasks
+from atiende.voice import tasks as voice_tasks
+from atiende.webchat import tasks as webchat_tasks
 
 HOUSEKEEPING = "maintenance.housekeeping"
 HOUSEKEEPING_EVERY = timedelta(hours=1)
@@ -47,6 +49,7 @@ async def ensure_recurring(db: Database) -> None:
         await routing_tasks.schedule_sweep(session)
         await billing_tasks.schedule_advance(session)
         await helpdesk_tasks.schedule_watch(session)
+        await voice_tasks.schedule_retention(session)
 
 
 def build_registry() -> JobRegistry:
@@ -57,4 +60,6 @@ def build_registry() -> JobRegistry:
     helpdesk_tasks.register(registry)
     channel_tasks.register(registry)
     mail_tasks.register(registry)
+    voice_tasks.register(registry)
+    webchat_tasks.register(registry)
     return registry

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=900, ge=1)
     websocket_heartbeat_seconds: float = Field(default=20.0, gt=0)
+    # Webchat: a visitor with no widget open (no socket, no request) for this long while their
+    # conversation still waits for an agent has left; the conversation is abandoned.
+    webchat_leave_grace_seconds: int = Field(default=120, ge=1)
+    # Voice: run call control (the PBXs' ARI connections) inside the embedded worker. With
+    # separate workers, run exactly one `atiende pbx connect` process instead.
+    voice_control: bool = True
     default_locale: Literal["es", "en"] = "es"
     cookie_secure: bool = False
     # Proxies whose X-Forwarded-For is trusted (comma-separated addresses, or "*"), so login

@@ -28,6 +28,14 @@ class ClosedAction(enum.StrEnum):
     transfer = "transfer"  # move to another queue
 
 
+class Recording(enum.StrEnum):
+    """Whether the queue's calls are recorded (voice only)."""
+
+    never = "never"
+    always = "always"  # from the moment the agent answers
+    on_demand = "on_demand"  # when the agent starts it from the desktop
+
+
 class LicenceType(enum.StrEnum):
     voice = "voice"
     omnichannel = "omnichannel"
@@ -111,6 +119,9 @@ class Queue(IdMixin, TenantScoped, Base):
     sticky_seconds: Mapped[int] = mapped_column(default=0)
     # Ageing: every this many seconds of waiting count as one more priority point.
     ageing_seconds: Mapped[int] = mapped_column(default=60)
+    recording: Mapped[Recording] = mapped_column(
+        _enum(Recording), default=Recording.never, server_default=Recording.never.value
+    )
     created_at: Mapped[datetime]
 
 

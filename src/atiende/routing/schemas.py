@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from atiende.conversations.models import Channel
-from atiende.routing.models import ClosedAction, LicenceType, Presence, Strategy
+from atiende.routing.models import ClosedAction, LicenceType, Presence, Recording, Strategy
 from atiende.routing.schedule import validate_weekly
 from atiende.tenancy.schemas import TimeZone
 
@@ -126,6 +126,9 @@ class _QueueFields(_Input):
     auto_accept: bool = False
     sticky_seconds: int = Field(default=0, ge=0, le=90 * 86_400, description="0: off.")
     ageing_seconds: int = Field(default=60, gt=0, le=86_400)
+    recording: Recording = Field(
+        default=Recording.never, description="Calls: never, always, or on_demand from the desktop."
+    )
 
 
 class QueueCreate(_QueueFields):
@@ -163,6 +166,7 @@ class QueueUpdate(_Patch):
     auto_accept: bool | None = None
     sticky_seconds: int | None = Field(default=None, ge=0, le=90 * 86_400)
     ageing_seconds: int | None = Field(default=None, gt=0, le=86_400)
+    recording: Recording | None = None
 
 
 class QueueOut(BaseModel):
@@ -188,6 +192,7 @@ class QueueOut(BaseModel):
     auto_accept: bool
     sticky_seconds: int
     ageing_seconds: int
+    recording: Recording
     created_at: datetime
 
 

@@ -361,18 +361,24 @@ async def enqueue(
     request_routing(session)
 
 
-async def abandon(session: AsyncSession, interaction_id: uuid.UUID) -> bool:
-    """The customer left (hung up, closed the chat) before an agent took it."""
+async def abandon(
+    session: AsyncSession, interaction_id: uuid.UUID, *, reason: str | None = None
+) -> bool:
+    """The customer left (hung up, closed the chat) before an agent took it; ``reason``
+    (``visitor_ended``, ``visitor_left``, …) goes on the timeline entry. False, changing
+    nothing, when it is no longer waiting."""
     tenant_id = require_tenant(session)
     await advisory_lock(session, _lock_key(tenant_id))
     interaction = await conversations.get_interaction(session, interaction_id)
     if interaction.status not in (InteractionStatus.queued, InteractionStatus.offered):
         return False
+    # Abandoned before its offers are cancelled, so the last one does not requeue it.
+    interaction.status = InteractionStatus.abandoned
     for offer in await _pending_offers(session, interaction.id):
         await _close_offer(session, offer, OfferStatus.cancelled)
-    interaction.status = InteractionStatus.abandoned
     interaction.closed_at = now(session)
-    await conversations.record(session, interaction, "abandoned", agent_id=None)
+    details: dict[str, Any] = {"reason": reason} if reason else {}
+    await conversations.record(session, interaction, "abandoned", agent_id=None, **details)
     await conversations.changed(session, interaction, "abandoned")
     return True
 
@@ -1158,6 +1164,37 @@ async def accept_offer(session: AsyncSession, actor: Actor, offer_id: uuid.UUID)
     tenant_id = require_tenant(session)
     await advisory_lock(session, _lock_key(tenant_id))
     offer = await _offer_for(session, actor, offer_id)
+    return await _take(session, offer, actor_id=actor.user_id)
+
+
+async def answer_offer(session: AsyncSession, offer_id: uuid.UUID) -> Interaction:
+    """The agent's phone answered the call it was ringing for: the offer is accepted on the
+    agent's behalf (the phone is the agent's acceptance)."""
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    offer = await session.get(Offer, offer_id)
+    if offer is None:
+        raise NotFound("offer")
+    return await _take(session, offer, actor_id=offer.agent_id)
+
+
+async def decline_offer(session: AsyncSession, offer_id: uuid.UUID, *, reason: str) -> bool:
+    """The agent's phone did not take the call (busy, no answer, unreachable): a refusal that
+    counts against the agent, as a rejection does. False when the offer was already closed."""
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    offer = await session.get(Offer, offer_id)
+    if offer is None or offer.status is not OfferStatus.pending:
+        return False
+    interaction = await conversations.get_interaction(session, offer.interaction_id)
+    await conversations.record(
+        session, interaction, "phone_declined", agent_id=offer.agent_id, reason=reason
+    )
+    await _close_offer(session, offer, OfferStatus.rejected)
+    return True
+
+
+async def _take(session: AsyncSession, offer: Offer, *, actor_id: uuid.UUID | None) -> Interaction:
     if offer.status is not OfferStatus.pending:
         raise Conflict("This offer is no longer open.", code="offer_closed")
     if offer.expires_at <= now(session):
@@ -1181,7 +1218,7 @@ async def accept_offer(session: AsyncSession, actor: Actor, offer_id: uuid.UUID)
     agent.no_answer_count = 0
     interaction = await conversations.get_interaction(session, offer.interaction_id)
     await conversations.record(session, interaction, "accepted", agent_id=agent.user_id)
-    await _assign(session, interaction, agent.user_id, actor_id=actor.user_id)
+    await _assign(session, interaction, agent.user_id, actor_id=actor_id)
     await emit(
         session,
         OfferClosed(
@@ -1345,14 +1382,47 @@ async def wrap_up(session: AsyncSession, actor: Actor, interaction_id: uuid.UUID
         raise Conflict(
             "Only an assigned interaction goes to wrap-up.", code="interaction_not_assigned"
         )
+    return await _start_wrap_up(session, interaction, actor_id=actor.user_id)
+
+
+async def take_outbound(
+    session: AsyncSession, interaction: Interaction, agent_id: uuid.UUID
+) -> None:
+    """An agent places a call (click-to-call): the new interaction is theirs at once, with no
+    queue, when they have room for one more call. Agents on break may call back customers."""
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound("agent", "Only agents place calls from the desktop.")
+    if agent.presence is Presence.offline:
+        raise Conflict("Go online to place calls.", code="agent_unavailable")
+    pool = strategies.channel_class(interaction.channel.value)
+    if (await _held(session, agent_id)).get(pool, 0) >= agent.voice_capacity:
+        raise Conflict("You are already on a call.", code="agent_at_capacity")
+    await _bump(session, {(agent_id, pool): 1})
+    await _assign(session, interaction, agent_id, actor_id=agent_id)
+
+
+async def conversation_ended(session: AsyncSession, interaction_id: uuid.UUID) -> bool:
+    """The customer's side is gone (a call hung up) while an agent had it: wrap-up starts.
+    False when it was not assigned (nothing to do)."""
+    interaction = await session.get(Interaction, interaction_id)
+    if interaction is None or interaction.status is not InteractionStatus.assigned:
+        return False
+    await _start_wrap_up(session, interaction, actor_id=None)
+    return True
+
+
+async def _start_wrap_up(
+    session: AsyncSession, interaction: Interaction, *, actor_id: uuid.UUID | None
+) -> Interaction:
     queue = await session.get(Queue, interaction.queue_id) if interaction.queue_id else None
     seconds = queue.wrap_up_seconds if queue else 0
     instant = now(session)
     interaction.status = InteractionStatus.wrap_up
     interaction.wrap_up_until = instant + timedelta(seconds=seconds)
-    await conversations.record(
-        session, interaction, "wrap_up", actor_id=actor.user_id, seconds=seconds
-    )
+    await conversations.record(session, interaction, "wrap_up", actor_id=actor_id, seconds=seconds)
     await conversations.changed(session, interaction, "wrap_up")
     await jobs.schedule(
         session,

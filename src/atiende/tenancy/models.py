@@ -8,6 +8,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from atiende.core.db import Base, IdMixin
 
+#: Call recordings are deleted from the PBX after this many days unless the tenant says
+#: otherwise (0 keeps them for ever).
+DEFAULT_RECORDING_RETENTION_DAYS = 90
+
 
 class DeploymentMode(enum.StrEnum):
     cloud = "cloud"
@@ -23,5 +27,10 @@ class Tenant(IdMixin, Base):
     locale: Mapped[str] = mapped_column(String(8))
     deployment_mode: Mapped[DeploymentMode] = mapped_column(
         Enum(DeploymentMode, native_enum=False, length=20, validate_strings=True)
+    )
+    # Days a call recording is kept on the PBX after the call; 0 keeps it for ever.
+    recording_retention_days: Mapped[int] = mapped_column(
+        default=DEFAULT_RECORDING_RETENTION_DAYS,
+        server_default=str(DEFAULT_RECORDING_RETENTION_DAYS),
     )
     created_at: Mapped[datetime]

@@ -8,11 +8,20 @@ from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from atiende.tenancy.models import DeploymentMode
+from atiende.tenancy.models import DEFAULT_RECORDING_RETENTION_DAYS, DeploymentMode
 
 SUPPORTED_LOCALES = ("es", "en")
 Locale = Literal["es", "en"]
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_RECORDING_RETENTION_DAYS = 3650
+RetentionDays = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=MAX_RECORDING_RETENTION_DAYS,
+        description="Days a call recording is kept after the call; 0 keeps it for ever.",
+    ),
+]
 
 
 def _valid_time_zone(value: str) -> str:
@@ -39,6 +48,7 @@ class TenantCreate(BaseModel):
     time_zone: TimeZone = "America/Mexico_City"
     locale: Locale = "es"
     deployment_mode: DeploymentMode = DeploymentMode.cloud
+    recording_retention_days: RetentionDays = DEFAULT_RECORDING_RETENTION_DAYS
 
 
 class TenantUpdate(BaseModel):
@@ -49,6 +59,7 @@ class TenantUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     time_zone: TimeZone | None = None
     locale: Locale | None = None
+    recording_retention_days: RetentionDays | None = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> TenantUpdate:
@@ -67,4 +78,5 @@ class TenantOut(BaseModel):
     time_zone: str
     locale: str
     deployment_mode: DeploymentMode
+    recording_retention_days: int
     created_at: datetime

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_APP: Final = "atiende"
 UNAUTHORISED: Final = 401
+NOT_FOUND: Final = 404
 
 
 class AriError(Exception):
@@ -165,6 +166,58 @@ def reconcile(
     )
 
 
+# --- the PBX and its endpoints --------------------------------------------------------------
+
+ENDPOINT_STATES: Final = frozenset({"unknown", "offline", "online"})
+
+
+@dataclass(frozen=True, slots=True)
+class AsteriskInfo:
+    """What ``GET /asterisk/info`` tells about the server (its ``system`` part)."""
+
+    version: str
+    entity_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A phone or trunk Asterisk knows (``PJSIP/1001``): ``online`` while a device is
+    registered (a contact is reachable), ``offline`` when none is, ``unknown`` when Asterisk
+    cannot tell (the schema marks ``state`` optional; missing means ``unknown``)."""
+
+    technology: str
+    resource: str
+    state: str
+    channel_ids: tuple[str, ...] = ()
+
+
+def parse_asterisk_info(body: Any) -> AsteriskInfo:
+    system = body.get("system") if isinstance(body, Mapping) else None
+    version = system.get("version") if isinstance(system, Mapping) else None
+    if not isinstance(version, str):
+        raise AriEventMalformed("GET /asterisk/info has no system.version")
+    entity = system.get("entity_id") if isinstance(system, Mapping) else None
+    return AsteriskInfo(version=version, entity_id=entity if isinstance(entity, str) else "")
+
+
+def parse_endpoint(body: Any) -> Endpoint:
+    if not isinstance(body, Mapping):
+        raise AriEventMalformed("an Endpoint should be an object")
+    for name in ("technology", "resource"):
+        if not isinstance(body.get(name), str):
+            raise AriEventMalformed(f"Endpoint.{name} should be a string")
+    state = body.get("state")
+    channels = body.get("channel_ids") or []
+    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+        raise AriEventMalformed("Endpoint.channel_ids should be a list of strings")
+    return Endpoint(
+        technology=body["technology"],
+        resource=body["resource"],
+        state=state if state in ENDPOINT_STATES else "unknown",
+        channel_ids=tuple(channels),
+    )
+
+
 # --- the client -----------------------------------------------------------------------------
 
 
@@ -274,6 +327,9 @@ class AriClient:
     async def unhold(self, channel_id: str) -> None:
         await self._call("DELETE", f"/channels/{_segment(channel_id)}/hold")
 
+    async def stop_playback(self, playback_id: str) -> None:
+        await self._call("DELETE", f"/playbacks/{_segment(playback_id)}")
+
     async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
         """Music on hold for a caller who waits alone."""
         params: dict[str, str | int] = {"mohClass": moh_class} if moh_class else {}
@@ -326,6 +382,64 @@ class AriClient:
 
     async def delete_stored_recording(self, name: str) -> None:
         await self._call("DELETE", f"/recordings/stored/{_segment(name)}")
+
+    async def asterisk_info(self) -> AsteriskInfo:
+        """The server's version: the cheapest request that proves the URL and the login."""
+        return parse_asterisk_info(await self._call("GET", "/asterisk/info"))
+
+    async def application_registered(self) -> bool:
+        """Whether the PBX knows this Stasis application now: a client holds (or held a
+        moment ago) its events connection. ``GET /applications/{app}`` is 404 otherwise."""
+        try:
+            await self._call("GET", f"/applications/{_segment(self.app)}")
+        except AriRequestFailed as error:
+            if error.status == NOT_FOUND and not isinstance(error, AriAuthFailed):
+                return False
+            raise
+        return True
+
+    async def endpoint(self, technology: str, resource: str) -> Endpoint | None:
+        """One endpoint (``endpoint("PJSIP", "1001")``); None when the PBX has no such
+        endpoint (404 ``Endpoint not found``)."""
+        path = f"/endpoints/{_segment(technology)}/{_segment(resource)}"
+        try:
+            return parse_endpoint(await self._call("GET", path))
+        except AriRequestFailed as error:
+            if error.status == NOT_FOUND and not isinstance(error, AriAuthFailed):
+                return None
+            raise
+
+    async def endpoints(self, technology: str) -> list[Endpoint]:
+        """Every endpoint of one technology, in one request (``GET /endpoints/PJSIP``)."""
+        body = await self._call("GET", f"/endpoints/{_segment(technology)}")
+        if not isinstance(body, list):
+            raise AriEventMalformed(f"GET /endpoints/{technology} did not return a list")
+        return [parse_endpoint(item) for item in body]
+
+    async def probe_events(self) -> None:
+        """Open the application's events WebSocket once and close it: proves that Asterisk's
+        HTTP server upgrades connections and accepts the login for it. Do not call it while
+        another client holds the application (``application_registered``): a second
+        connection for one application may take it over from the first."""
+        try:
+            async with connect(
+                self.events_url,
+                additional_headers={"Authorization": self._authorization},
+                open_timeout=self._timeout,
+                ping_interval=None,
+            ):
+                pass
+        except InvalidStatus as error:
+            status = error.response.status_code
+            if status == UNAUTHORISED:
+                raise AriAuthFailed(
+                    status, "the PBX refused the ARI user or password", path="/events"
+                ) from error
+            body = error.response.body or b""
+            message = body.decode("utf-8", "replace")[:200] or "refused the WebSocket"
+            raise AriRequestFailed(status, message, method="GET", path="/events") from error
+        except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake) as error:
+            raise AriUnavailable(f"GET /events: {error!r}") from error
 
     async def play(
         self,

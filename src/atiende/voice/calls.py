@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import uuid
@@ -53,9 +54,22 @@ from atiende.core.events import DomainEvent, EventEnvelope, emit
 from atiende.routing import service as routing
 from atiende.routing.models import Queue, Recording
 from atiende.tenancy.models import Tenant
-from atiende.voice import legs
+from atiende.voice import ivr, ivr_store, legs
 from atiende.voice.ari import AriClient, AriError, Connected
-from atiende.voice.ari_events import AriEvent, StasisStart, channels_of
+from atiende.voice.ari_events import (
+    AriEvent,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelHangupRequest,
+    PlaybackFinished,
+    PlaybackStarted,
+    StasisEnd,
+    StasisStart,
+    channels_of,
+)
+from atiende.voice.ari_events import (
+    Channel as AriChannel,
+)
 from atiende.voice.models import Call, Extension, Pbx, VoiceNumber
 from atiende.voice.service import ari_password
 
@@ -70,6 +84,12 @@ OPEN: Final = (
     InteractionStatus.offered,
     InteractionStatus.assigned,
 )
+
+
+#: An input of call control: ("ari", link key, event) or ("bus", None, envelope), and when
+#: it arrived (monotonic seconds).
+_Input = tuple[str, Any, Any, float]
+_ARRIVED: contextvars.ContextVar[float] = contextvars.ContextVar("arrived", default=0.0)
 
 
 class CallUpdated(DomainEvent):
@@ -126,6 +146,30 @@ async def record_entries(
         )
 
 
+#: The first Stasis argument of a supervisor's phone joining a call, and of the snoop
+#: channel call control makes for it (``@supervise,<call id>,<mode>,<user id>``).
+SUPERVISE_ARG: Final = "@supervise"
+SNOOP_ARG: Final = "@snoop"
+#: An agent's phone answering the call they place (``@outbound,<call id>,<customer channel>``)
+#: and the customer's phone answering it (``@customer,<call id>``).
+OUTBOUND_ARG: Final = "@outbound"
+CUSTOMER_ARG: Final = "@customer"
+#: How long call control looks for the row of a call another node just placed.
+ROW_WAIT_SECONDS: Final = 3.0
+
+
+#: The channel id of the agent's phone ringing for a call they place: ``<prefix><call hex>``.
+DIAL_PREFIX: Final = "atiende-dial-"
+
+
+def dial_channel_id(call_id: uuid.UUID) -> str:
+    return f"{DIAL_PREFIX}{call_id.hex}"
+
+
+def supervisor_channel_id() -> str:
+    return f"atiende-sup-{uuid.uuid4().hex}"
+
+
 def agent_channel_id(offer_id: uuid.UUID) -> str:
     """The channel id an offer's ring is originated with (known before any event)."""
     return f"atiende-offer-{offer_id.hex}"
@@ -154,6 +198,7 @@ class _Link:
     client: AriClient
     tenants: dict[str, uuid.UUID]  # tenant slug → tenant id, of the PBX rows on this link
     pbx_of: dict[uuid.UUID, uuid.UUID]  # tenant id → its PBX row on this link
+    password: str = ""
     reader: asyncio.Task[None] | None = None
 
 
@@ -167,6 +212,7 @@ class _Call:
     link: LinkKey
     customer: str  # the caller's channel id
     recording: Recording = Recording.never
+    caller_number: str | None = None
     ringing: dict[str, uuid.UUID] = field(default_factory=dict)  # agent channel → offer id
     agent_channel: str | None = None
     bridge_id: str | None = None
@@ -174,6 +220,14 @@ class _Call:
     ended: bool = False
     # timeline entries of decisions (offers, transfers), written with the next change
     pending: list[legs.TimelineEntry] = field(default_factory=list)
+    # the IVR menu the caller is in (None: not in one), its menus, and what it waits for
+    menu_state: ivr.IvrState | None = None
+    menus: Mapping[uuid.UUID, ivr.Menu] = field(default_factory=dict)
+    ivr_token: int = 0
+    ivr_wait: int | None = None
+    ivr_playback: str | None = None
+    # supervisors' phones on this call → (their snoop channel, their side bridge)
+    supervisors: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -185,6 +239,10 @@ class Stats:
     offers_rung: int = 0
     # seconds from the caller's enqueue to the agent's phone ringing, per offer
     offer_latencies: list[float] = field(default_factory=list)
+    # seconds spent handling inputs, by kind (ARI event type or bus event type)
+    busy: dict[str, float] = field(default_factory=dict)
+    # seconds inputs waited in the inbox before being handled
+    waited: list[float] = field(default_factory=list)
 
 
 class CallControl:
@@ -207,8 +265,13 @@ class CallControl:
         self._legs: dict[str, legs.Leg] = {}
         self._calls: dict[str, _Call] = {}  # by every channel id of the call
         self._by_interaction: dict[uuid.UUID, _Call] = {}
+        self._by_id: dict[uuid.UUID, _Call] = {}
+        # agent → extension, read again with the PBXs (a miss asks the database)
+        self._extensions: dict[uuid.UUID, str] = {}
         self._enqueued_at: dict[uuid.UUID, float] = {}  # interaction → monotonic enqueue time
-        self._inbox: asyncio.Queue[tuple[str, Any, Any]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[_Input] = asyncio.Queue()
+        self._lanes: dict[str, asyncio.Queue[_Input]] = {}
+        self._lane_tasks: dict[str, asyncio.Task[None]] = {}
         self._ready = asyncio.Event()
 
     @property
@@ -230,20 +293,88 @@ class CallControl:
                     getter.cancel()
                     break
                 stopper.cancel()
-                kind, key, item = getter.result()
-                try:
-                    await self._handle(kind, key, item)
-                except Exception:
-                    log.exception("call control failed on %s %r", kind, item)
+                entry = getter.result()
+                lane = self._lane_of(entry)
+                if lane is None:
+                    await self._process(entry)
+                else:
+                    self._post(lane, entry)
         finally:
             unsubscribe()
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
+            for task in [*self._lane_tasks.values()]:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             for link in list(self._links.values()):
                 await self._close_link(link)
 
+    # Calls go on side by side: the inputs of one call are handled in order, in the call's
+    # own lane (keyed by the caller's channel id), while other calls' lanes run meanwhile.
+
+    def _lane_of(self, entry: _Input) -> str | None:
+        kind, _, item, _ = entry
+        if kind == "bus":
+            call = self._by_interaction.get(uuid.UUID(str(item.data["interaction_id"])))
+            return None if call is None else call.customer
+        if kind == "timer" or isinstance(item, Connected | PlaybackStarted | PlaybackFinished):
+            return _lane_of_other(kind, item)
+        for channel_id in channels_of(item):
+            if channel_id in self._lanes:
+                return channel_id
+            call = self._calls.get(channel_id)
+            if call is not None:
+                return call.customer
+        return self._lane_of_start(item) if isinstance(item, StasisStart) else None
+
+    def _lane_of_start(self, start: StasisStart) -> str | None:
+        """A channel entering the application: a new caller gets a lane of its own; a
+        supervisor's phone joins the lane of the call it supervises."""
+        if start.args[:1] == (OUTBOUND_ARG,) and len(start.args) > 2:
+            return start.args[2]  # the lane of the customer's channel, about to be dialled
+        if start.args[:1] in ((SUPERVISE_ARG,), (SNOOP_ARG,)):
+            joined = self._by_id.get(_uuid_or_none(start.args[1] if len(start.args) > 1 else ""))
+            return None if joined is None else joined.customer
+        return None if legs.is_agent_leg(start.args) else start.channel.id
+
+    def _post(self, lane: str, entry: _Input) -> None:
+        queue = self._lanes.get(lane)
+        if queue is None:
+            queue = self._lanes[lane] = asyncio.Queue()
+            self._lane_tasks[lane] = asyncio.create_task(self._work(lane, queue))
+        queue.put_nowait(entry)
+
+    async def _work(self, lane: str, queue: asyncio.Queue[_Input]) -> None:
+        try:
+            while True:
+                await self._process(await queue.get())
+                if queue.empty() and lane not in self._calls:
+                    return  # the call is over (or never began)
+        finally:
+            if self._lanes.get(lane) is queue:
+                del self._lanes[lane]
+                self._lane_tasks.pop(lane, None)
+
+    async def _process(self, entry: _Input) -> None:
+        kind, key, item, arrived = entry
+        began = time.monotonic()
+        self.stats.waited.append(began - arrived)
+        _ARRIVED.set(arrived)
+        try:
+            await self._handle(kind, key, item)
+        except Exception:
+            log.exception("call control failed on %s %r", kind, item)
+        label = getattr(item, "type", "") or type(item).__name__
+        self.stats.busy[label] = self.stats.busy.get(label, 0.0) + time.monotonic() - began
+
     async def _handle(self, kind: str, key: Any, item: Any) -> None:
+        if kind == "timer":
+            call = self._calls.get(str(item[0]))
+            if call is not None:
+                await self._ivr_timed_out(call, int(item[1]))
+            return
         if kind == "ari":
             link = self._links.get(key)
             if link is None:
@@ -258,7 +389,7 @@ class CallControl:
 
     def _on_bus(self, envelope: EventEnvelope) -> None:
         if envelope.type in _WATCHED and envelope.data.get("channel", "voice") == "voice":
-            self._inbox.put_nowait(("bus", None, envelope))
+            self._inbox.put_nowait(("bus", None, envelope, time.monotonic()))
 
     async def _refresh_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -271,7 +402,8 @@ class CallControl:
                 await asyncio.wait_for(stop.wait(), self.refresh_seconds)
 
     async def refresh(self) -> None:
-        """Connect to new PBXs, drop removed ones."""
+        """Connect to new PBXs, drop removed ones, and connect again to a PBX whose password
+        changed or whose events stopped (a refused login is not retried by the client)."""
         async with self.db.session(Scope.system(), read_only=True) as session:
             rows = (
                 await session.execute(
@@ -279,6 +411,17 @@ class CallControl:
                 )
             ).all()
             wanted: dict[LinkKey, tuple[str, dict[str, uuid.UUID], dict[uuid.UUID, uuid.UUID]]] = {}
+            self._extensions = {
+                user_id: number
+                for number, user_id in (
+                    await session.execute(
+                        select(Extension.number, Extension.user_id).where(
+                            Extension.user_id.is_not(None)
+                        )
+                    )
+                ).all()
+                if user_id is not None
+            }
             for pbx, slug in rows:
                 key = LinkKey(pbx.ari_url.rstrip("/"), pbx.ari_username, pbx.app_name)
                 password, tenants, pbx_of = wanted.setdefault(
@@ -290,11 +433,14 @@ class CallControl:
             await self._close_link(self._links.pop(key))
         for key, (password, tenants, pbx_of) in wanted.items():
             link = self._links.get(key)
-            if link is not None:
+            stopped = link is not None and link.reader is not None and link.reader.done()
+            if link is not None and link.password == password and not stopped:
                 link.tenants, link.pbx_of = tenants, pbx_of
                 continue
+            if link is not None:
+                await self._close_link(self._links.pop(key))
             client = AriClient(key.url, key.username, password, app=key.app)
-            link = _Link(key, client, tenants, pbx_of)
+            link = _Link(key, client, tenants, pbx_of, password)
             link.reader = asyncio.create_task(self._read(link), name=f"ari-{key.app}@{key.url}")
             self._links[key] = link
 
@@ -302,7 +448,7 @@ class CallControl:
         try:
             async with aclosing(link.client.events()) as stream:
                 async for item in stream:
-                    self._inbox.put_nowait(("ari", link.key, item))
+                    self._inbox.put_nowait(("ari", link.key, item, time.monotonic()))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -322,25 +468,58 @@ class CallControl:
 
     async def _on_ari(self, link: _Link, event: AriEvent) -> None:
         at = self.db.clock.now()
-        if isinstance(event, StasisStart) and not legs.is_agent_leg(event.args):
-            if event.channel.id not in self._legs:
-                await self._arrival(link, event, at)
+        if isinstance(event, StasisStart):
+            if not await self._started(link, event, at):
+                return
+        elif await self._supervision_event(event):
             return
-        if isinstance(event, StasisStart) and event.channel.id in self._calls:
-            await self._agent_answered(event, at)
+        if isinstance(event, ChannelDestroyed) and event.channel.id.startswith(DIAL_PREFIX):
+            await self._dial_unanswered(event, at)
+            return
+        if isinstance(event, PlaybackStarted | PlaybackFinished):
+            target = event.playback.target_uri.removeprefix("channel:")
+            played = self._calls.get(target)
+            if played is not None:
+                await self._ivr_input(played, event)
+            return
+        if isinstance(event, ChannelDtmfReceived):
+            pressed = self._calls.get(event.channel.id)
+            if pressed is not None and pressed.menu_state is not None:
+                await self._ivr_input(pressed, event)
+        concerned = channels_of(event)
         touched: dict[str, _Call] = {}
-        for channel_id in channels_of(event):
+        for channel_id in concerned:
             call = self._calls.get(channel_id)
             if call is not None:
                 touched[call.customer] = call
         if not touched:
             return
-        before = {cid: leg for cid, leg in self._legs.items() if cid in channels_of(event)}
+        before = {cid: self._legs[cid] for cid in concerned if cid in self._legs}
         result = legs.dispatch(before, event, at)
         self._legs.update(result.legs)
         for call in touched.values():
             entries = [e for e in result.entries if self._calls.get(e.channel_id) is call]
             await self._after(call, entries, before)
+
+    async def _started(self, link: _Link, event: StasisStart, at: datetime) -> bool:
+        """A channel entered the application; True when its legs should see the event."""
+        kind = event.args[0] if event.args else ""
+        if kind == SUPERVISE_ARG:
+            await self._supervisor_answered(link, event)
+        elif kind == SNOOP_ARG:
+            await self._snoop_ready(event)
+        elif kind == OUTBOUND_ARG:
+            await self._outbound_answered(link, event, at)
+        elif kind == CUSTOMER_ARG:
+            await self._customer_answered(event, at)
+            return True
+        elif not legs.is_agent_leg(event.args):
+            if event.channel.id not in self._legs:
+                await self._arrival(link, event, at)
+        elif event.channel.id in self._calls:
+            await self._agent_answered(event, at)
+            return True
+        return False
 
     async def _arrival(self, link: _Link, event: StasisStart, at: datetime) -> None:
         """A caller entered the application: answer, music, and queue a new interaction."""
@@ -350,26 +529,28 @@ class CallControl:
         number = event.args[1] if len(event.args) > 1 else channel.dialplan.exten
         tenant_id = link.tenants.get(slug)
         client = link.client
-        target = None
-        if tenant_id is not None:
-            async with self.db.session(Scope.tenant(tenant_id), read_only=True) as session:
-                target = await session.scalar(
-                    select(VoiceNumber).where(VoiceNumber.number == number)
-                )
+        target, menus = await self._number(tenant_id, number)
         if tenant_id is None or target is None:
             log.warning("a call to %r of %r: no such number here; refused", number, slug)
             with contextlib.suppress(AriError):
                 await client.hangup(channel.id, reason="unallocated")
             return
         self._legs[channel.id] = step.leg
-        try:
-            if channel.state != "Up":
-                await client.answer(channel.id)
-            await client.start_moh(channel.id)
-        except AriError as error:
-            log.warning("answering %s failed: %s", channel.id, error)
+        menu = (
+            ivr.start(menus, target.ivr_menu_id, target.queue_id)
+            if target.ivr_menu_id is not None and target.ivr_menu_id in menus
+            else None
+        )
+        await _answer(client, channel, music=menu is None)
         call_id = uuid.uuid4()
-        call = _Call(call_id, tenant_id, uuid.uuid4(), link.key, channel.id)
+        call = _Call(
+            call_id,
+            tenant_id,
+            uuid.uuid4(),
+            link.key,
+            channel.id,
+            caller_number=channel.caller.number or None,
+        )
         self._calls[channel.id] = call
         self.stats.calls += 1
         try:
@@ -387,12 +568,24 @@ class CallControl:
                     caller_number=channel.caller.number or None,
                     number=number,
                     state=step.leg.state.value,
+                    on_hold=False,
+                    muted=False,
                     started_at=at,
                     answered_at=at,
                 )
                 session.add(row)
                 await record_entries(session, interaction, step.entries)
-                await routing.enqueue(session, interaction, target.queue_id)
+                if menu is None:
+                    await routing.enqueue(session, interaction, target.queue_id)
+                else:  # the menu first; it queues the call when it is over
+                    await conversations.record(
+                        session,
+                        interaction,
+                        "call.ivr",
+                        role="customer",
+                        channel_id=channel.id,
+                        menu_id=str(menu.state.menu_id),
+                    )
                 await publish(session, row, "started")
         except Exception:
             log.exception("queueing the call %s failed; hanging up", channel.id)
@@ -401,7 +594,117 @@ class CallControl:
                 await client.hangup(channel.id, reason="congestion")
             raise
         self._by_interaction[call.interaction_id] = call
+        self._by_id[call.id] = call
+        if menu is None:
+            self._enqueued_at[call.interaction_id] = time.monotonic()
+        else:
+            call.menus = menus
+            await self._ivr(call, menu)
+
+    # -- IVR menus ----------------------------------------------------------------------------
+
+    async def _ivr(self, call: _Call, outcome: ivr.Outcome) -> None:
+        """Carry out an IVR outcome: play, wait for a key, or leave the menu for a queue
+        (or a hang-up). A key pressed while a prompt plays stops it (barge-in)."""
+        call.menu_state = outcome.state
+        call.ivr_token += 1  # a timer or playback of an earlier step means nothing now
+        client = self.client_for(call)
+        await self._stop_prompt(call)
+        end = outcome.end
+        if isinstance(end, ivr.ToQueue):
+            call.menu_state = None
+            await self._leave_ivr(call, end)
+            return
+        if isinstance(end, ivr.HangUp):
+            call.menu_state = None
+            with contextlib.suppress(AriError):
+                await client.hangup(call.customer)
+            return
+        media: list[str] = []
+        wait = None
+        for action in outcome.actions:
+            if isinstance(action, ivr.Play):
+                media.extend(action.media)
+            elif isinstance(action, ivr.WaitDigit):
+                wait = action.seconds
+        call.ivr_wait = wait
+        if media:
+            playback_id = f"atiende-ivr-{call.id.hex}-{call.ivr_token}"
+            try:
+                await client.play(call.customer, media, playback_id=playback_id)
+                call.ivr_playback = playback_id
+                return  # the wait starts when the prompt has played (PlaybackFinished)
+            except AriError as error:
+                log.warning("playing the menu of call %s failed: %s", call.id, error)
+        self._ivr_timer(call)
+
+    def _ivr_timer(self, call: _Call) -> None:
+        if call.ivr_wait is None:
+            return
+        token, lane = call.ivr_token, call.customer
+
+        def fire() -> None:
+            self._inbox.put_nowait(("timer", None, (lane, token), time.monotonic()))
+
+        asyncio.get_running_loop().call_later(call.ivr_wait, fire)
+
+    async def _stop_prompt(self, call: _Call) -> None:
+        if call.ivr_playback is not None:
+            playback, call.ivr_playback = call.ivr_playback, None
+            with contextlib.suppress(AriError):
+                await self.client_for(call).stop_playback(playback)
+
+    async def _ivr_input(self, call: _Call, event: AriEvent) -> None:
+        """A key, a prompt that finished, or a wait that ran out, while the caller is in a
+        menu."""
+        state = call.menu_state
+        if state is None:
+            return
+        if isinstance(event, ChannelDtmfReceived) and event.channel.id == call.customer:
+            await self._ivr(call, ivr.press(state, call.menus, event.digit))
+        elif isinstance(event, PlaybackFinished) and event.playback.id == call.ivr_playback:
+            call.ivr_playback = None
+            self._ivr_timer(call)
+
+    async def _ivr_timed_out(self, call: _Call, token: int) -> None:
+        if call.menu_state is not None and token == call.ivr_token and not call.ended:
+            await self._ivr(call, ivr.timed_out(call.menu_state, call.menus))
+
+    async def _leave_ivr(self, call: _Call, end: ivr.ToQueue) -> None:
+        """The caller chose (or the menu ran out): queue the call, with music."""
+        with contextlib.suppress(AriError):
+            await self.client_for(call).start_moh(call.customer)
+        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+            interaction = await session.get(Interaction, call.interaction_id)
+            if interaction is None or interaction.status is not InteractionStatus.queued:
+                return
+            queue = await session.get(Queue, end.queue_id)
+            call.recording = queue.recording if queue is not None else Recording.never
+            await record_entries(session, interaction, call.pending)
+            call.pending.clear()
+            await conversations.record(
+                session,
+                interaction,
+                "call.ivr_done",
+                role="customer",
+                channel_id=call.customer,
+                path=end.path,
+                queue_id=str(end.queue_id),
+            )
+            await routing.enqueue(session, interaction, end.queue_id)
         self._enqueued_at[call.interaction_id] = time.monotonic()
+
+    async def _number(
+        self, tenant_id: uuid.UUID | None, number: str
+    ) -> tuple[VoiceNumber | None, Mapping[uuid.UUID, ivr.Menu]]:
+        """The tenant's number called, and the tenant's menus when it has one."""
+        if tenant_id is None:
+            return None, {}
+        async with self.db.session(Scope.tenant(tenant_id), read_only=True) as session:
+            target = await session.scalar(select(VoiceNumber).where(VoiceNumber.number == number))
+            if target is None or target.ivr_menu_id is None:
+                return target, {}
+            return target, await ivr_store.load_menus(session, tenant_id)
 
     async def _open(self, session: AsyncSession, caller: str, name: str) -> Interaction:
         kind, value = IdentityKind.phone, caller
@@ -422,29 +725,20 @@ class CallControl:
         )
 
     async def _agent_answered(self, event: StasisStart, at: datetime) -> None:
-        """The agent's phone answered: accept the offer for the agent, then bridge."""
+        """The agent's phone answered: bridge the two at once (the caller should not wait
+        for the bookkeeping), then accept the offer for the agent; an offer that is gone
+        meanwhile (timed out, taken elsewhere) undoes the bridge."""
         channel_id = event.channel.id
         call = self._calls[channel_id]
-        offer_id = call.ringing.get(channel_id)
+        offer_id = call.ringing.pop(channel_id, None)
         client = self.client_for(call)
         if offer_id is None or call.ended:
             with contextlib.suppress(AriError):
                 await client.hangup(channel_id)
             return
-        try:
-            async with self.db.session(Scope.tenant(call.tenant_id)) as session:
-                await routing.answer_offer(session, offer_id)
-        except (Conflict, NotFound) as error:
-            log.info("the phone answered an offer that is gone (%s); hanging it up", error)
-            call.ringing.pop(channel_id, None)
-            with contextlib.suppress(AriError):
-                await client.hangup(channel_id)
-            return
-        call.ringing.pop(channel_id, None)
         for other in list(call.ringing):  # ring-all: the others stop ringing
             with contextlib.suppress(AriError):
                 await client.hangup(other, reason="answered_elsewhere")
-        call.agent_channel = channel_id
         bridge_id = call.bridge_id or bridge_id_of(call.id)
         try:
             if call.bridge_id is None:
@@ -453,11 +747,261 @@ class CallControl:
             with contextlib.suppress(AriError):
                 await client.stop_moh(call.customer)
             await client.add_channel(bridge_id, call.customer, channel_id)
-            if call.recording is Recording.always and not call.recording_started:
-                await client.record_bridge(bridge_id, recording_name_of(call.id))
-                call.recording_started = True
         except AriError as error:
             log.warning("bridging call %s failed: %s", call.id, error)
+        call.agent_channel = channel_id
+        recording = call.recording is Recording.always and not call.recording_started
+        if recording:
+            try:
+                await client.record_bridge(bridge_id, recording_name_of(call.id))
+                call.recording_started = True
+            except AriError as error:
+                log.warning("recording call %s failed: %s", call.id, error)
+        try:
+            async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+                await routing.answer_offer(session, offer_id)
+                await self._connected(session, call, channel_id, at)
+        except (Conflict, NotFound) as error:
+            call.agent_channel = None
+            log.info("the phone answered an offer that is gone (%s); hanging it up", error)
+            with contextlib.suppress(AriError):
+                await client.remove_channel(bridge_id, channel_id)
+            with contextlib.suppress(AriError):
+                await client.hangup(channel_id)
+            with contextlib.suppress(AriError):
+                await client.start_moh(call.customer)
+            return
+
+    async def _connected(
+        self, session: AsyncSession, call: _Call, channel_id: str, at: datetime
+    ) -> None:
+        """The row of a call its agent just answered, written with the acceptance."""
+        row = await session.scalar(select(Call).where(Call.id == call.id))
+        interaction = await session.get(Interaction, call.interaction_id)
+        if row is None or interaction is None:
+            return
+        agent = self._legs.get(channel_id)
+        row.agent_channel_id = channel_id
+        row.agent_id = agent.agent_id if agent is not None else None
+        row.bridge_id = call.bridge_id
+        row.state = legs.LegState.bridged.value
+        row.connected_at = row.connected_at or at
+        if call.recording_started and row.recording_name is None:
+            row.recording_name = recording_name_of(call.id)
+            row.recording_state = "recording"
+        await record_entries(session, interaction, call.pending)
+        call.pending.clear()
+        await publish(session, row, "connected")
+
+    # -- outbound calls (click-to-call) -----------------------------------------------------
+
+    async def _outbound_answered(self, link: _Link, event: StasisStart, at: datetime) -> None:
+        """The agent answered the call they placed: dial the customer through the PBX's
+        outbound route into a bridge the agent already waits in."""
+        channel_id = event.channel.id
+        client = link.client
+        row, pbx = await self._placed(_uuid_or_none(event.args[1] if len(event.args) > 1 else ""))
+        if row is None or pbx is None or not pbx.outbound_dial:
+            with contextlib.suppress(AriError):
+                await client.hangup(channel_id)
+            return
+        call = _Call(
+            row.id,
+            row.tenant_id,
+            row.interaction_id,
+            link.key,
+            row.customer_channel_id,
+            agent_channel=channel_id,
+            bridge_id=bridge_id_of(row.id),
+        )
+        for known in (call.customer, channel_id):
+            self._calls[known] = call
+        self._by_interaction[call.interaction_id] = call
+        self._by_id[call.id] = call
+        self._legs[channel_id] = legs.Leg(
+            channel_id=channel_id,
+            role=legs.LegRole.agent,
+            state=legs.LegState.answered,
+            started_at=at,
+            since=at,
+            args=(legs.AGENT_ARG,),
+            agent_id=row.agent_id,
+        )
+        self._legs[call.customer] = legs.Leg(
+            channel_id=call.customer,
+            role=legs.LegRole.customer,
+            state=legs.LegState.ringing_in,
+            started_at=at,
+            since=at,
+            caller=None,
+            agent_id=row.agent_id,
+        )
+        number = (row.caller_number or "").lstrip("+")
+        try:
+            await client.create_bridge(bridge_type="mixing", bridge_id=call.bridge_id)
+            await client.add_channel(call.bridge_id or "", channel_id)
+            await client.originate(
+                pbx.outbound_dial.replace("{number}", number),
+                app_args=(CUSTOMER_ARG, str(call.id)),
+                caller_id=pbx.outbound_caller_id,
+                ring_seconds=45,
+                channel_id=call.customer,
+            )
+        except AriError as error:
+            log.warning("dialling out for call %s failed: %s", call.id, error)
+            step = legs.vanish(self._legs[call.customer], at)
+            self._legs[call.customer] = step.leg
+            await self._after(call, list(step.entries), {})
+
+    async def _dial_unanswered(self, event: ChannelDestroyed, at: datetime) -> None:
+        """The agent's phone of a call they placed went away before answering (no answer,
+        busy, the agent declined): the call ends there, and the agent's wrap-up starts."""
+        if event.channel.id in self._calls:
+            return  # answered: the call's legs follow it
+        call_id = _uuid_or_none(event.channel.id.removeprefix(DIAL_PREFIX))
+        found, _ = await self._placed(call_id, wait=False)
+        if found is None or found.ended_at is not None:
+            return
+        async with self.db.session(Scope.tenant(found.tenant_id)) as session:
+            row = await session.get(Call, call_id)
+            interaction = (
+                None if row is None else await session.get(Interaction, row.interaction_id)
+            )
+            if row is None or interaction is None or row.ended_at is not None:
+                return
+            row.state = legs.LegState.ended.value
+            row.ended_at = at
+            row.end_cause = "agent_no_answer"
+            await conversations.record(
+                session,
+                interaction,
+                "call.ended",
+                role="agent",
+                channel_id=event.channel.id,
+                cause="agent_no_answer",
+                q850=event.cause,
+            )
+            await _finish_interaction(session, interaction)
+            await publish(session, row, "ended")
+
+    async def _placed(
+        self, call_id: uuid.UUID, *, wait: bool = True
+    ) -> tuple[Call | None, Pbx | None]:
+        """The row of a call a node just placed (its commit may follow the PBX's event)."""
+        deadline = time.monotonic() + (ROW_WAIT_SECONDS if wait else 0)
+        while True:
+            async with self.db.session(Scope.system(), read_only=True) as session:
+                row = await session.get(Call, call_id)
+                pbx = None if row is None else await session.get(Pbx, row.pbx_id)
+            if row is not None or time.monotonic() > deadline:
+                return row, pbx
+            await asyncio.sleep(0.05)
+
+    async def _customer_answered(self, event: StasisStart, at: datetime) -> None:
+        """The customer answered the call an agent placed: they talk."""
+        call = self._calls.get(event.channel.id)
+        if call is None or call.ended or call.bridge_id is None:
+            return
+        client = self.client_for(call)
+        try:
+            await client.add_channel(call.bridge_id, call.customer)
+        except AriError as error:
+            log.warning("bridging call %s failed: %s", call.id, error)
+            return
+        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+            row = await session.get(Call, call.id)
+            if row is not None:
+                row.state = legs.LegState.bridged.value
+                row.agent_channel_id = call.agent_channel
+                row.bridge_id = call.bridge_id
+                row.answered_at = row.answered_at or at
+                row.connected_at = row.connected_at or at
+                await publish(session, row, "connected")
+
+    # -- supervisors ------------------------------------------------------------------------
+
+    async def _supervisor_answered(self, link: _Link, event: StasisStart) -> None:
+        """A supervisor answered the phone call control rang for them: listen and whisper
+        hear the agent's channel through a snoop (whisper also speaks to the agent only);
+        barge joins the conversation's bridge."""
+        channel_id = event.channel.id
+        call = self._by_id.get(_uuid_or_none(event.args[1] if len(event.args) > 1 else ""))
+        mode = event.args[2] if len(event.args) > 2 else "listen"
+        client = link.client
+        if call is None or call.ended or call.agent_channel is None or call.bridge_id is None:
+            with contextlib.suppress(AriError):
+                await client.hangup(channel_id)
+            return
+        self._calls[channel_id] = call
+        try:
+            if mode == "barge":
+                call.supervisors[channel_id] = (None, None)
+                await client.add_channel(call.bridge_id, channel_id)
+                return
+            side = await client.create_bridge(
+                bridge_type="mixing", bridge_id=f"{channel_id}-bridge"
+            )
+            call.supervisors[channel_id] = (f"{channel_id}-snoop", side.id)
+            await client.add_channel(side.id, channel_id)
+            # the snoop joins the side bridge once it is in the application (_snoop_ready)
+            await client.snoop(
+                call.agent_channel,
+                spy="both",
+                whisper="out" if mode == "whisper" else "none",
+                app_args=(SNOOP_ARG, str(call.id), channel_id),
+                snoop_id=f"{channel_id}-snoop",
+            )
+        except AriError as error:
+            log.warning("supervising call %s failed: %s", call.id, error)
+            await self._drop_supervisor(call, channel_id)
+
+    async def _snoop_ready(self, event: StasisStart) -> None:
+        """The snoop on the agent's channel entered the application: into the supervisor's
+        side bridge with it."""
+        call = self._by_id.get(_uuid_or_none(event.args[1] if len(event.args) > 1 else ""))
+        supervisor = event.args[2] if len(event.args) > 2 else ""
+        snoop, side = (
+            (None, None) if call is None else call.supervisors.get(supervisor, (None, None))
+        )
+        if call is None or side is None or snoop != event.channel.id:
+            if call is not None:
+                with contextlib.suppress(AriError):
+                    await self.client_for(call).hangup(event.channel.id)
+            return
+        try:
+            await self.client_for(call).add_channel(side, snoop)
+        except AriError as error:
+            log.warning("supervising call %s failed: %s", call.id, error)
+            await self._drop_supervisor(call, supervisor)
+
+    async def _supervision_event(self, event: AriEvent) -> bool:
+        """A supervisor's phone hanging up ends their listening; True when ``event`` was
+        about a supervisor's channel (call legs ignore those)."""
+        channel = getattr(event, "channel", None)  # its own channel, not a bridge's members
+        if channel is None:
+            return False
+        call = self._calls.get(channel.id)
+        if call is None or channel.id not in call.supervisors:
+            return False
+        if isinstance(event, ChannelHangupRequest | ChannelDestroyed | StasisEnd):
+            await self._drop_supervisor(call, channel.id)
+        return True
+
+    async def _drop_supervisor(self, call: _Call, channel_id: str) -> None:
+        snoop, side = call.supervisors.pop(channel_id, (None, None))
+        self._calls.pop(channel_id, None)
+        client = self.client_for(call)
+        for target in (snoop, channel_id):
+            if target is not None:
+                with contextlib.suppress(AriError):
+                    await client.hangup(target)
+        if side is not None:
+            with contextlib.suppress(AriError):
+                await client.destroy_bridge(side)
+
+    async def _drop_supervisors(self, call: _Call) -> None:
+        for channel_id in list(call.supervisors):
+            await self._drop_supervisor(call, channel_id)
 
     # -- after a leg moved ------------------------------------------------------------------
 
@@ -467,17 +1011,7 @@ class CallControl:
         """Act on what the event did to the call's legs, and write it down."""
         customer = self._legs.get(call.customer)
         client = self.client_for(call)
-        declined: list[tuple[uuid.UUID, str]] = []
-        for channel_id, offer_id in list(call.ringing.items()):
-            leg = self._legs.get(channel_id)
-            if leg is not None and leg.is_ended:
-                call.ringing.pop(channel_id, None)
-                reason = leg.cause.value if leg.cause else "hangup"
-                declined.append((offer_id, reason))
-                if leg.agent_id is not None:
-                    self._apply_command(call.customer, legs.OfferFailed(leg.agent_id, reason))
-            elif leg is not None and leg.rang and not before.get(channel_id, leg).rang:
-                self._rung(call)
+        declined = self._phones_done(call, before)
         agent_gone = call.agent_channel is not None and self._ended(call.agent_channel)
         customer_gone = customer is None or customer.is_ended
         newly_ended = False
@@ -492,13 +1026,37 @@ class CallControl:
             call.ended = newly_ended = True
             with contextlib.suppress(AriError):
                 await client.hangup(call.customer)
-        if entries or declined or newly_ended or call.pending:
+        if declined or newly_ended or any(_urgent(e) for e in entries):
             await self._write(call, entries, declined, ended=newly_ended)
+        else:  # minor steps (a phone ringing, a channel answering) go with the next write
+            call.pending.extend(entries)
+        if call.ended:
+            await self._drop_supervisors(call)
         if call.ended and customer_gone and self._all_ended(call):
+            if call.pending:  # the last steps (the agent's phone hung up, …)
+                await self._write(call, [], [], ended=False)
             if call.bridge_id is not None:
                 with contextlib.suppress(AriError):
                     await client.destroy_bridge(call.bridge_id)
             self._forget(call)
+
+    def _phones_done(
+        self, call: _Call, before: Mapping[str, legs.Leg]
+    ) -> list[tuple[uuid.UUID, str]]:
+        """Phones that stopped ringing without answering (their offers are declined), and
+        those that just began ringing (counted for the offer latency)."""
+        declined: list[tuple[uuid.UUID, str]] = []
+        for channel_id, offer_id in list(call.ringing.items()):
+            leg = self._legs.get(channel_id)
+            if leg is not None and leg.is_ended:
+                call.ringing.pop(channel_id, None)
+                reason = leg.cause.value if leg.cause else "hangup"
+                declined.append((offer_id, reason))
+                if leg.agent_id is not None:
+                    self._apply_command(call.customer, legs.OfferFailed(leg.agent_id, reason))
+            elif leg is not None and leg.rang and not before.get(channel_id, leg).rang:
+                self._rung(call)
+        return declined
 
     async def _write(
         self,
@@ -533,15 +1091,6 @@ class CallControl:
         change = None
         for entry in entries:
             change = entry.kind.value
-            if entry.kind is legs.EntryKind.connected and entry.role is legs.LegRole.customer:
-                row.agent_channel_id = call.agent_channel
-                row.bridge_id = call.bridge_id
-                agent = self._legs.get(call.agent_channel or "")
-                row.agent_id = agent.agent_id if agent is not None else None
-                row.connected_at = row.connected_at or entry.at
-                if call.recording_started:
-                    row.recording_name = recording_name_of(call.id)
-                    row.recording_state = "recording"
             if entry.kind is legs.EntryKind.ended and entry.role is legs.LegRole.customer:
                 row.ended_at = entry.at
                 row.end_cause = str(entry.data.get("cause"))
@@ -553,8 +1102,8 @@ class CallControl:
     def _rung(self, call: _Call) -> None:
         self.stats.offers_rung += 1
         started = self._enqueued_at.get(call.interaction_id)
-        if started is not None:
-            self.stats.offer_latencies.append(time.monotonic() - started)
+        if started is not None:  # until Asterisk reported the ring (its event's arrival)
+            self.stats.offer_latencies.append(_ARRIVED.get() - started)
 
     def _ended(self, channel_id: str) -> bool:
         leg = self._legs.get(channel_id)
@@ -587,6 +1136,7 @@ class CallControl:
                 self._calls.pop(channel_id, None)
                 self._legs.pop(channel_id, None)
         self._by_interaction.pop(call.interaction_id, None)
+        self._by_id.pop(call.id, None)
         self._enqueued_at.pop(call.interaction_id, None)
 
     # -- the engine's decisions -------------------------------------------------------------
@@ -624,12 +1174,13 @@ class CallControl:
         agent_id = uuid.UUID(str(data["agent_id"]))
         expires_at = datetime.fromisoformat(str(data["expires_at"]))
         client = self.client_for(call)
-        async with self.db.session(Scope.tenant(call.tenant_id), read_only=True) as session:
-            extension = await session.scalar(
-                select(Extension.number).where(Extension.user_id == agent_id)
-            )
-            row = await session.scalar(select(Call).where(Call.id == call.id))
-        caller = row.caller_number if row is not None else None
+        extension = self._extensions.get(agent_id)
+        if extension is None:
+            async with self.db.session(Scope.tenant(call.tenant_id), read_only=True) as session:
+                extension = await session.scalar(
+                    select(Extension.number).where(Extension.user_id == agent_id)
+                )
+        caller = call.caller_number
         channel_id = agent_channel_id(offer_id)
         if extension is None:
             await self._decline(call, offer_id, "no_phone")
@@ -753,6 +1304,7 @@ class CallControl:
             agent_channel=row.agent_channel_id,
             bridge_id=row.bridge_id,
             recording_started=row.recording_name is not None,
+            caller_number=row.caller_number,
         )
         self._legs[row.customer_channel_id] = customer
         self._calls[row.customer_channel_id] = call
@@ -769,6 +1321,7 @@ class CallControl:
             )
             self._calls[row.agent_channel_id] = call
         self._by_interaction[row.interaction_id] = call
+        self._by_id[row.id] = call
 
     # -- for tests and the benchmark --------------------------------------------------------
 
@@ -779,6 +1332,16 @@ class CallControl:
         return self._legs.get(channel_id)
 
 
+def _urgent(entry: legs.TimelineEntry) -> bool:
+    """Leg steps written at once: the caller's call ending or being transferred. The others
+    (phones ringing and answering, channels entering and leaving the bridge) go with the
+    call's next write, so a call costs a few transactions rather than one per event."""
+    return entry.role is legs.LegRole.customer and entry.kind in (
+        legs.EntryKind.ended,
+        legs.EntryKind.transferred,
+    )
+
+
 _WATCHED: Final = frozenset(
     {"offer.created", "offer.closed", "interaction.changed", "call.updated"}
 )
@@ -787,6 +1350,35 @@ _WATCHED: Final = frozenset(
 def ring_seconds_left(expires_at: datetime, now: datetime) -> int:
     """How long to ring an agent's phone: what is left of the offer, at least a few seconds."""
     return max(MIN_RING_SECONDS, int((expires_at - now) / timedelta(seconds=1)))
+
+
+async def _answer(client: AriClient, channel: AriChannel, *, music: bool) -> None:
+    """Answer a caller (unless the dialplan did), with music on hold while they wait."""
+    try:
+        if channel.state != "Up":
+            await client.answer(channel.id)
+        if music:
+            await client.start_moh(channel.id)
+    except AriError as error:
+        log.warning("answering %s failed: %s", channel.id, error)
+
+
+def _lane_of_other(kind: str, item: Any) -> str | None:
+    """The lane of a timer (its call's) or a playback (its channel's); a (re)connection has
+    none: it is handled at once."""
+    if kind == "timer":
+        return str(item[0])
+    if isinstance(item, PlaybackStarted | PlaybackFinished):
+        target = item.playback.target_uri
+        return target.removeprefix("channel:") if target.startswith("channel:") else None
+    return None
+
+
+def _uuid_or_none(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return uuid.UUID(int=0)  # matches no call
 
 
 async def _finish_interaction(session: AsyncSession, interaction: Interaction) -> None:

@@ -1,23 +1,32 @@
-"""``atiende pbx``: register a tenant's PBX and print the Asterisk configuration it needs."""
+"""``atiende pbx``: register a tenant's PBX, route its numbers to queues and print the
+Asterisk configuration it needs."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.core.db import in_tenant
 from atiende.core.errors import AtiendeError, NotFound
 from atiende.identity.actor import Actor
+from atiende.routing.models import Queue
 from atiende.tenancy import service as tenancy
 from atiende.tenancy.models import Tenant
-from atiende.voice import service
+from atiende.voice import numbers, service
 from atiende.voice.models import DEFAULT_APP_NAME, Pbx
 
 pbx_app = typer.Typer(help="PBXs (Asterisk) and their configuration.", no_args_is_help=True)
+number_app = typer.Typer(
+    help="The tenant's phone numbers (DIDs) and the queue each one's calls wait in.",
+    no_args_is_help=True,
+)
+pbx_app.add_typer(number_app, name="number")
 
 
 def _fail(error: AtiendeError) -> NoReturn:
@@ -81,7 +90,11 @@ def config(  # noqa: PLR0917 - one parameter per command-line option
         str | None, typer.Option(help="Which PBX (needed when the tenant has several)")
     ] = None,
     did: Annotated[
-        list[str] | None, typer.Option(help="An inbound number routed to Atiende; repeatable")
+        list[str] | None,
+        typer.Option(
+            help="An inbound number routed to Atiende; repeatable. Default: the tenant's "
+            "numbers (atiende pbx number list)"
+        ),
     ] = None,
     show_secrets: Annotated[
         bool, typer.Option("--show-secrets", help="Print the stored ARI password")
@@ -140,3 +153,109 @@ def config(  # noqa: PLR0917 - one parameter per command-line option
             typer.echo("")
         typer.echo(f";;; ---- {name} ----")
         typer.echo(text, nl=False)
+
+
+@pbx_app.command("connect")
+def connect() -> None:
+    """Run call control: connect to every registered PBX and drive its calls through the
+    routing engine. Run exactly one per installation when the web nodes run with
+    ATIENDE_EMBEDDED_WORKER=false or ATIENDE_VOICE_CONTROL=false."""
+    import asyncio
+    import logging
+    import signal
+
+    from atiende.cli import _settings
+    from atiende.core.bus import create_bus
+    from atiende.core.db import Database
+    from atiende.voice.calls import CallControl
+
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
+
+    async def main() -> None:
+        bus = create_bus(settings.redis_url)
+        db = Database(settings.resolved_database_url, publisher=bus)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await bus.start()
+        try:
+            await CallControl(db, bus, settings).run(stop)
+        finally:
+            await bus.stop()
+            await db.dispose()
+
+    asyncio.run(main())
+
+
+# --- numbers ---------------------------------------------------------------------------------
+
+
+@number_app.command("add")
+def number_add(
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    number: Annotated[str, typer.Option(help="The DID, e.g. +525512345678")],
+    queue: Annotated[str, typer.Option(help="The name of a queue that serves voice")],
+) -> None:
+    """Route calls to a number into a queue (run `atiende pbx config` again afterwards)."""
+    from atiende.cli import _settings, _with_db
+
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> tuple[str, str]:
+        found = await _tenant(session, tenant)
+        async with in_tenant(session, found.id):
+            target = await session.scalar(
+                select(Queue).where(func.lower(Queue.name) == queue.strip().lower())
+            )
+            if target is None:
+                raise NotFound("queue", f"Tenant {tenant} has no queue called {queue!r}.")
+            data = numbers.NumberCreate(number=number, queue_id=target.id)
+            row = await numbers.create_number(session, Actor.system(), data)
+            return row.number, target.name
+
+    try:
+        stored, queue_name = _with_db(settings, work)
+    except ValidationError as error:
+        typer.secho(f"error (validation_error): {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from error
+    except AtiendeError as error:
+        _fail(error)
+    typer.echo(f"number {stored} of {tenant} added: calls wait in queue {queue_name}")
+
+
+@number_app.command("list")
+def number_list(
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list")] = False,
+) -> None:
+    """The tenant's numbers and their queues, one per line."""
+    from atiende.cli import _settings, _with_db
+
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> list[tuple[str, str]]:
+        found = await _tenant(session, tenant)
+        async with in_tenant(session, found.id):
+            rows = await numbers.list_numbers(session, Actor.system())
+            queues = await session.execute(select(Queue.id, Queue.name))
+            names: dict[uuid.UUID, str] = {row.id: row.name for row in queues}
+            return [(row.number, names.get(row.queue_id, "?")) for row in rows]
+
+    try:
+        rows = _with_db(settings, work)
+    except AtiendeError as error:
+        _fail(error)
+    if as_json:
+        body = [{"number": number, "queue": queue} for number, queue in rows]
+        typer.echo(json.dumps(body, indent=2))
+        return
+    if not rows:
+        typer.secho(f"tenant {tenant} has no numbers (atiende pbx number add)", err=True)
+        return
+    width = max(len(number) for number, _ in rows)
+    for number, queue in rows:
+        typer.echo(f"{number.ljust(width)}  {queue}")

@@ -1,12 +1,13 @@
-"""Telephony records owned by a tenant: the PBX extensions its users dial from, and the PBXs
-(Asterisk servers) Atiende drives through ARI."""
+"""Telephony records owned by a tenant: the PBX extensions its users dial from, the PBXs
+(Asterisk servers) Atiende drives through ARI, its numbers, their IVR menus, and calls."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from atiende.core.db import Base, IdMixin, TenantScoped
@@ -43,18 +44,47 @@ class Pbx(IdMixin, TenantScoped, Base):
     # returned or printed unless asked for explicitly.
     sealed_ari_password: Mapped[str] = mapped_column(Text)
     app_name: Mapped[str] = mapped_column(String(100), default=DEFAULT_APP_NAME)
+    # Outbound calls: the dial string, with {number} for the customer's number in E.164
+    # without the "+" (e.g. PJSIP/{number}@trunk), and the caller id they show.
+    outbound_dial: Mapped[str | None] = mapped_column(String(200))
+    outbound_caller_id: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+
+
+class IvrMenu(IdMixin, TenantScoped, Base):
+    """A menu callers hear and answer with their keypad (``voice.ivr`` runs it; written only
+    by ``voice.ivr_store``)."""
+
+    __tablename__ = "ivr_menus"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    name: Mapped[str] = mapped_column(String(100))
+    # Asterisk media URIs separated by commas: sound:custom/welcome,digits:1
+    prompt: Mapped[str] = mapped_column(String(500))
+    invalid_prompt: Mapped[str] = mapped_column(String(500))
+    timeout_seconds: Mapped[int] = mapped_column(default=5)
+    max_attempts: Mapped[int] = mapped_column(default=3)
+    # {"1": {"action": "queue", "queue_id": "..."}, "9": {"action": "repeat"}, ...}
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What happens when the attempts run out, the same shape; null: the number's queue.
+    timeout_action: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
 
 
 class VoiceNumber(IdMixin, TenantScoped, Base):
-    """A number (DID) of the tenant: calls to it enter the application and wait in its queue.
-    The generated dialplan passes the tenant and the number as the Stasis arguments."""
+    """A number (DID) of the tenant: calls to it enter the application and wait in its queue,
+    after its IVR menu when it has one. The generated dialplan passes the tenant and the
+    number as the Stasis arguments."""
 
     __tablename__ = "voice_numbers"
     __table_args__ = (UniqueConstraint("tenant_id", "number"),)
 
     number: Mapped[str] = mapped_column(String(21))
     queue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
+    # Played first when set; the queue stays where the menu sends callers by default.
+    ivr_menu_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("ivr_menus.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime]
 
 

@@ -15,8 +15,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import Headers, MutableHeaders
+from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atiende import __version__
@@ -25,6 +26,7 @@ from atiende.attachments.storage import close_attachment_store
 from atiende.audit.api import router as audit_router
 from atiende.billing.api import routers as billing_routers
 from atiende.channels.api import routers as channel_routers
+from atiende.channels.api import webhooks as webhook_router
 from atiende.contacts.api import router as contacts_router
 from atiende.conversations.api import router as conversations_router
 from atiende.core import i18n, migrate
@@ -45,6 +47,8 @@ from atiende.routing.api import router as routing_router
 from atiende.routing.canned_api import router as canned_router
 from atiende.tasks import build_registry, ensure_recurring
 from atiende.tenancy.api import router as tenancy_router
+from atiende.voice.api import router as voice_router
+from atiende.voice.calls import CallControl
 from atiende.web import hub, pages
 from atiende.web.deps import LANG_COOKIE
 from atiende.web.health import router as health_router
@@ -85,17 +89,25 @@ def create_app(
         await bus.start()
         stop = asyncio.Event()
         worker: asyncio.Task[None] | None = None
+        voice: asyncio.Task[None] | None = None
         settings.resolved_secret_key  # noqa: B018 - created on first start, kept in the data dir
         if with_worker:
             await ensure_recurring(db)
             runner = JobRunner(db, state.jobs, settings, worker_id=f"{state.node_id}-worker")
             worker = asyncio.create_task(runner.run_forever(stop), name="embedded-worker")
+            if settings.voice_control:
+                control = CallControl(db, bus, settings)
+                voice = asyncio.create_task(control.run(stop), name="call-control")
         state.started = True
         try:
             yield
         finally:
             stop.set()
             await routing_service.settle()
+            if voice is not None:
+                voice.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await voice
             if worker is not None:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -110,11 +122,19 @@ def create_app(
         description="Omnichannel contact center API. Authenticate with a session cookie "
         "(browsers, plus `X-CSRF-Token` on writes) or `Authorization: Bearer <API token>`.",
         lifespan=lifespan,
+        # Metrics are Prometheus (ObserveMiddleware, /metrics). FastAPI's native OpenTelemetry
+        # would look up the global providers on every request (~15 µs) to find none.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.atiende = state
     _install_error_handlers(app)
     app.add_middleware(ObserveMiddleware, default_locale=settings.default_locale)
+    # Requests are matched against the routes in this order, one by one (a few µs each):
+    # the providers' webhooks and the health probes, the busiest paths, go first. Their
+    # paths (/webhooks/…, /healthz, /readyz, /metrics) belong to no other router.
     for router in (
+        webhook_router,
+        health_router,
         hub.router,
         identity_router,
         tenancy_router,
@@ -129,9 +149,9 @@ def create_app(
         *billing_routers,
         reports_router,
         helpdesk_router,
-        *channel_routers,
+        *(router for router in channel_routers if router is not webhook_router),
+        voice_router,
         licence_router,
-        health_router,
         pages.router,
     ):
         app.include_router(router)
@@ -140,24 +160,42 @@ def create_app(
 
 
 class ObserveMiddleware:
-    """Pure ASGI middleware: request language, security headers and Prometheus metrics."""
+    """Pure ASGI middleware: request language, security headers and Prometheus metrics.
+
+    It runs on every request, so it reads the raw ASGI headers once instead of building
+    Starlette's request objects, parses cookies only when there are any, and keeps the
+    metric series it has used (``labels()`` takes a lock and checks the values each time).
+    """
 
     def __init__(self, app: ASGIApp, default_locale: str = i18n.DEFAULT_LOCALE) -> None:
         self.app = app
         self.default_locale = default_locale
+        self._requests: dict[tuple[str, str, int], Counter] = {}
+        self._latencies: dict[tuple[str, str], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        cookies = Request(scope).cookies
+        cookies: list[bytes] = []
+        accept_language: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                cookies.append(value)
+            elif name == b"accept-language" and accept_language is None:
+                accept_language = value
+        lang_cookie = None
+        if cookies:  # as Request.cookies: every Cookie header, the last value wins
+            parsed: dict[str, str] = {}
+            for header in cookies:
+                parsed.update(cookie_parser(header.decode("latin-1")))
+            lang_cookie = parsed.get(LANG_COOKIE)
         # The page language for this request; pages refine it once the user is known.
         token = i18n.current_locale.set(
             i18n.negotiate(
                 user_locale=None,
-                cookie=cookies.get(LANG_COOKIE),
-                accept_language=headers.get("accept-language"),
+                cookie=lang_cookie,
+                accept_language=accept_language.decode("latin-1") if accept_language else None,
                 default=self.default_locale,
             )
         )
@@ -168,9 +206,9 @@ class ObserveMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                response_headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS:
-                    response_headers.setdefault(name, value)
+                headers = message["headers"] = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
             await send(message)
 
         try:
@@ -180,14 +218,22 @@ class ObserveMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             method = scope["method"]
-            HTTP_REQUESTS.labels(method, path, str(status)).inc()
-            HTTP_LATENCY.labels(method, path).observe(time.perf_counter() - started)
+            requests = self._requests.get((method, path, status))
+            if requests is None:
+                requests = HTTP_REQUESTS.labels(method, path, str(status))
+                self._requests[method, path, status] = requests
+            requests.inc()
+            latency = self._latencies.get((method, path))
+            if latency is None:
+                latency = self._latencies[method, path] = HTTP_LATENCY.labels(method, path)
+            latency.observe(time.perf_counter() - started)
 
 
+# Raw ASGI response headers (lower-case names), added where the response has not set them.
 SECURITY_HEADERS = (
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "same-origin"),
-    ("X-Frame-Options", "DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
 )
 
 

@@ -109,6 +109,7 @@ def _admin_pages() -> list[tuple[str, str]]:
         ("/admin/canned-responses", _("Canned responses")),
         ("/admin/webchat", _("Web chat")),
         ("/admin/channels", _("Channels")),
+        ("/admin/voice", _("Voice")),
     ]
 
 
@@ -290,6 +291,7 @@ for _path, _template in (
     ("/admin/break-reasons", "admin_break_reasons.html"),
     ("/admin/webchat", "admin_webchat.html"),
     ("/admin/channels", "admin_channels.html"),
+    ("/admin/voice", "admin_voice.html"),
 ):
     router.add_api_route(
         _path, _page(_template, Role.admin, Role.supervisor), response_class=HTMLResponse

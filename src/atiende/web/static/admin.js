@@ -347,6 +347,7 @@
         auto_accept: checked(f, "auto_accept"),
         sticky_seconds: number(f, "sticky_seconds"),
         ageing_seconds: number(f, "ageing_seconds"),
+        recording: text(f, "recording"),
       }),
       fill: (f, q) => {
         for (const name of [
@@ -354,6 +355,7 @@
           "schedule_id", "closed_action", "closed_message", "closed_queue_id",
           "max_wait_seconds", "overflow_queue_id", "max_queue_length", "wrap_up_seconds",
           "offer_timeout_seconds", "auto_accept", "sticky_seconds", "ageing_seconds",
+          "recording",
         ]) {
           setValue(f, name, q[name]);
         }

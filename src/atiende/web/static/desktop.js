@@ -570,6 +570,14 @@
       A.icon("x"),
       t("reject"),
     );
+    // A call is accepted by answering the phone (call control then accepts the offer).
+    const onPhone = h(
+      "p",
+      { class: "offer-phone", "data-testid": "answer-on-phone", hidden: true },
+      A.icon("phone"),
+      h("span", {}, t("answer_on_phone")),
+    );
+    const title = h("span", { class: "offer-title" }, t("offer_title"));
     const node = h(
       "article",
       {
@@ -580,15 +588,10 @@
         "data-interaction-id": offer.interaction_id,
         "data-testid": "offer",
       },
-      h(
-        "header",
-        { class: "offer-head" },
-        h("span", { class: "offer-title" }, t("offer_title")),
-        countdown,
-      ),
+      h("header", { class: "offer-head" }, title, countdown),
       h("div", { class: "offer-body" }, channel, h("div", { class: "offer-text" }, contact, queue)),
       bar,
-      h("div", { class: "offer-actions" }, reject, accept),
+      h("div", { class: "offer-actions" }, onPhone, reject, accept),
     );
     entry.node = node;
     entry.fill = (details) => {
@@ -597,6 +600,11 @@
       const name = details ? contactName(details) : t("unknown_contact");
       contact.textContent = name;
       queue.textContent = `${channelLabel(channelName)} · ${queueName(offer.queue_id, details)}`;
+      const voice = channelName === "voice";
+      node.classList.toggle("offer-voice", voice);
+      title.textContent = t(voice ? "offer_call_title" : "offer_title");
+      onPhone.hidden = !voice;
+      accept.hidden = voice;
     };
     entry.fill(null);
     accept.addEventListener("click", () => respond(offer.id, "accept"));
@@ -639,6 +647,7 @@
   async function respond(offerId, action) {
     const entry = state.offers.get(offerId);
     if (!entry) return;
+    if (action === "accept" && entry.node.classList.contains("offer-voice")) return;
     for (const button of $$("button", entry.node)) button.disabled = true;
     try {
       const result = await api("POST", `/api/v1/offers/${offerId}/${action}`);
@@ -764,6 +773,7 @@
   async function openThread(id, { quiet = false } = {}) {
     if (state.openId !== id) {
       saveDraft();
+      hideCall();
       state.openId = id;
       state.open = null;
       messages.replaceChildren();
@@ -785,6 +795,7 @@
       state.details.set(id, details);
       state.open = details;
       renderThreadHead();
+      syncCall(details);
       const known = new Set($$("[data-message-id]", messages).map((n) => n.dataset.messageId));
       for (const item of history) {
         if (known.has(String(item.id))) updateMessage(item);
@@ -828,6 +839,7 @@
     $("[data-action=transfer]", page).disabled = status !== "assigned";
     $("[data-action=close]", page).disabled = !working;
     tickWrapUp();
+    if (call.data) renderCall();
   }
 
   function tickWrapUp() {
@@ -857,10 +869,12 @@
     const ended = details && (details.status === "closed" || details.status === "abandoned");
     threadNotice.textContent = t(ended ? "thread_closed" : "thread_left");
     for (const action of $$("[data-action]", page)) action.disabled = true;
+    if (!ended) hideCall(); // transferred or taken back: the call is someone else's now
   }
 
   function clearThread() {
     saveDraft();
+    hideCall();
     state.openId = null;
     state.open = null;
     thread.hidden = true;
@@ -934,14 +948,32 @@
     $("[data-profile-avatar]", profile).textContent = (contact.name || "?").slice(0, 1);
     const facts = [];
     if (contact.email) facts.push(h("li", {}, A.icon("email"), h("span", {}, contact.email)));
-    if (contact.phone) facts.push(h("li", {}, A.icon("phone"), h("span", {}, contact.phone)));
+    if (contact.phone) {
+      facts.push(
+        h(
+          "li",
+          {},
+          A.icon("phone"),
+          h("span", {}, contact.phone),
+          dialButton(contact.phone, contact.id),
+        ),
+      );
+    }
     $("[data-profile-facts]", profile).replaceChildren(...facts);
     const identities = (contact.identities || []).map((identity) =>
       h(
         "li",
         { "data-kind": identity.kind },
         h("span", { class: "identity-kind" }, t(`identity_${identity.kind}`)),
-        h("span", { class: "identity-value" }, identity.value),
+        h(
+          "span",
+          { class: "identity-value" },
+          identity.value,
+          // The profile's own phone has its button above.
+          identity.kind === "phone" && identity.value !== contact.phone
+            ? dialButton(identity.value, contact.id)
+            : null,
+        ),
       ),
     );
     $("[data-identities]", profile).replaceChildren(
@@ -1651,6 +1683,326 @@
   $("[data-action=wrap-up]", page).addEventListener("click", wrapUp);
   $("[data-action=close]", page).addEventListener("click", openClose);
 
+  // --- the phone call ---------------------------------------------------------------------
+
+  // A voice interaction's call: who calls and which number they dialled, the controls, and
+  // the recording once the call has ended. The panel follows call.updated events; every
+  // button answers with the call as the server now has it.
+  const callPanel = $("[data-call-panel]", page);
+  const callState = $("[data-call-state]", callPanel);
+  const callCaller = $("[data-call-caller]", callPanel);
+  const callLine = $("[data-call-line]", callPanel);
+  const callTimer = $("[data-call-timer]", callPanel);
+  const keypadButton = $("[data-call-keypad]", callPanel);
+  const keypad = $("[data-keypad]", callPanel);
+  const recordingBox = $("[data-call-recording]", callPanel);
+  const callAudio = $("[data-call-audio]", callPanel);
+  const call = { interactionId: null, data: null, generation: 0, busy: false };
+  const TALKING = ["bridged", "on_hold"];
+  // The recording button by recording state: its label and the action it asks for.
+  const RECORD_BUTTON = {
+    "": ["call_record", "start"],
+    recording: ["call_pause_recording", "pause"],
+    paused: ["call_resume_recording", "resume"],
+  };
+
+  function hideCall() {
+    call.interactionId = null;
+    call.data = null;
+    call.generation += 1;
+    callPanel.hidden = true;
+    keypad.hidden = true;
+    keypadButton.setAttribute("aria-expanded", "false");
+    recordingBox.hidden = true;
+    callAudio.removeAttribute("src");
+    delete callAudio.dataset.for;
+  }
+
+  function syncCall(details) {
+    if (details.channel !== "voice") {
+      hideCall();
+      return;
+    }
+    loadCall(details.id);
+  }
+
+  async function loadCall(interactionId) {
+    const generation = ++call.generation;
+    try {
+      const data = await api("GET", `/api/v1/interactions/${interactionId}/call`);
+      if (generation !== call.generation || state.openId !== interactionId) return;
+      call.interactionId = interactionId;
+      call.data = data;
+      renderCall();
+    } catch (error) {
+      if (generation !== call.generation) return;
+      if (error instanceof ApiError && error.status === 404) hideCall();
+      else toast(message, "error", errorMessage(error));
+    }
+  }
+
+  const refreshCall = throttle(async () => {
+    const details = state.open;
+    if (details && details.channel === "voice") await loadCall(details.id);
+  }, 500);
+
+  function callEnded(data) {
+    return Boolean(data.ended_at) || data.state === "ended";
+  }
+
+  function callStateText(data) {
+    // A call the agent placed says what it waits for (their phone, then the customer).
+    const outbound = data.direction === "outbound" ? `call_state_out_${data.state}` : null;
+    const key = outbound && t(outbound) !== outbound ? outbound : `call_state_${data.state}`;
+    const parts = [t(key) === key ? data.state : t(key)];
+    if (!callEnded(data) && data.muted) parts.push(t("call_muted"));
+    if (data.recording === "recording") parts.push(t("call_recording_on"));
+    if (data.recording === "paused") parts.push(t("call_recording_paused"));
+    return parts.join(" · ");
+  }
+
+  function setCallButton(name, { label, action, pressed, disabled, hidden }) {
+    const button = $(`[data-testid="call-${name}"]`, callPanel);
+    if (label !== undefined) button.textContent = label;
+    if (action !== undefined) button.dataset.callAction = action;
+    if (pressed !== undefined) button.setAttribute("aria-pressed", String(pressed));
+    button.disabled = Boolean(disabled) || call.busy;
+    if (hidden !== undefined) button.hidden = hidden;
+  }
+
+  function renderCall() {
+    const data = call.data;
+    const details = state.open;
+    if (!data || !details || call.interactionId !== details.id) return;
+    const ended = callEnded(data);
+    const talking = !ended && TALKING.includes(data.state);
+    callPanel.hidden = false;
+    callPanel.dataset.state = data.state;
+    callPanel.dataset.onHold = String(data.on_hold);
+    callPanel.dataset.muted = String(data.muted);
+    callPanel.dataset.recording = data.recording || "";
+    callState.textContent = callStateText(data);
+    callCaller.textContent = data.caller_number || contactName(details);
+    callLine.textContent =
+      data.direction === "outbound"
+        ? t("call_outbound")
+        : [
+            data.number ? t("call_called", { number: data.number }) : null,
+            queueName(details.queue && details.queue.id, details),
+          ]
+            .filter(Boolean)
+            .join(" · ");
+    setCallButton("hold", {
+      label: t(data.on_hold ? "call_resume" : "call_hold"),
+      action: data.on_hold ? "resume" : "hold",
+      pressed: data.on_hold,
+      disabled: !talking,
+    });
+    setCallButton("mute", {
+      label: t(data.muted ? "call_unmute" : "call_mute"),
+      action: data.muted ? "unmute" : "mute",
+      pressed: data.muted,
+      disabled: !talking,
+    });
+    keypadButton.disabled = ended || call.busy;
+    if (ended) {
+      keypad.hidden = true;
+      keypadButton.setAttribute("aria-expanded", "false");
+    }
+    setCallButton("transfer", { disabled: ended || thread.dataset.status !== "assigned" });
+    setCallButton("hangup", { disabled: ended });
+    const recordable = !ended && data.recording_policy !== "never";
+    const record = RECORD_BUTTON[data.recording || ""];
+    setCallButton("record", {
+      label: record ? t(record[0]) : t("call_record"),
+      hidden: !recordable || !record,
+      disabled: !record || (record[1] === "start" && !data.can_start_recording),
+    });
+    if (record) $('[data-testid="call-record"]', callPanel).dataset.recordAction = record[1];
+    // The finished recording, for those the server lets hear it (the request is audited).
+    recordingBox.hidden = data.recording !== "done";
+    if (data.recording === "done" && callAudio.dataset.for !== details.id) {
+      callAudio.dataset.for = details.id;
+      callAudio.src = `/api/v1/interactions/${encodeURIComponent(details.id)}/recording`;
+    }
+    tickCall();
+  }
+
+  function tickCall() {
+    const data = call.data;
+    if (!data || callPanel.hidden) return;
+    const from = Date.parse(data.connected_at || data.answered_at || data.started_at);
+    const to = callEnded(data) && data.ended_at ? Date.parse(data.ended_at) : Date.now();
+    callTimer.textContent = Number.isNaN(from) ? "" : formatDuration((to - from) / 1000);
+  }
+
+  async function callAction(action, body) {
+    const id = call.interactionId;
+    if (!id || call.busy) return;
+    call.busy = true;
+    renderCall();
+    try {
+      const data = await api("POST", `/api/v1/interactions/${id}/call/${action}`, body);
+      if (call.interactionId === id && data) call.data = data;
+    } catch (error) {
+      toast(message, "error", errorMessage(error));
+      if (error instanceof ApiError && [404, 409].includes(error.status)) refreshCall();
+    } finally {
+      call.busy = false;
+      renderCall();
+    }
+  }
+
+  callPanel.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button || button.disabled || !callPanel.contains(button)) return;
+    if (button.dataset.key) {
+      callAction("dtmf", { digits: button.dataset.key });
+      return;
+    }
+    if (button === keypadButton) {
+      keypad.hidden = !keypad.hidden;
+      keypadButton.setAttribute("aria-expanded", String(!keypad.hidden));
+      return;
+    }
+    const action = button.dataset.callAction;
+    if (action === "transfer") openTransfer();
+    else if (action === "record") callAction("recording", { action: button.dataset.recordAction });
+    else if (action) callAction(action);
+  });
+
+  /** A call.updated event: show what it says at once, then read the call's times. */
+  function callUpdated(data) {
+    if (!state.open || state.open.id !== data.interaction_id) return;
+    if (call.data && call.interactionId === data.interaction_id) {
+      Object.assign(call.data, {
+        state: data.state,
+        on_hold: data.on_hold,
+        muted: data.muted,
+        recording: data.recording,
+      });
+      renderCall();
+    }
+    refreshCall();
+  }
+
+  // --- placing calls (click-to-call) ------------------------------------------------------
+
+  // An agent with a phone extension calls a number from the bar's dialer or from the
+  // customer panel. The server rings the agent's own phone and dials the customer once it
+  // is answered; the new conversation is the agent's at once and opens here.
+  const dialer = $("[data-dialer]", page);
+  const dialInput = $("input[name=number]", dialer);
+  const dialSubmit = $("button[type=submit]", dialer);
+  const dial = { canCall: false, busy: false };
+  // Click-to-call's refusals speak of the agent themself (the shared sentences of another).
+  const DIAL_ERRORS = new Set([
+    "invalid_phone",
+    "agent_without_phone",
+    "pbx_not_configured",
+    "pbx_choice_needed",
+    "outbound_not_configured",
+    "agent_at_capacity",
+    "agent_unavailable",
+  ]);
+
+  function dialButton(number, contactId) {
+    return h(
+      "button",
+      {
+        type: "button",
+        class: "button ghost small dial-number",
+        title: t("dial_number", { number }),
+        "aria-label": t("dial_number", { number }),
+        "data-dial": number,
+        "data-testid": "call-number",
+        hidden: !dial.canCall,
+        disabled: dial.busy,
+        onclick: () => placeCall(number, contactId),
+      },
+      A.icon("phone"),
+      h("span", {}, t("dial")),
+    );
+  }
+
+  function renderDialing() {
+    dialer.hidden = !dial.canCall;
+    dialSubmit.disabled = dial.busy;
+    for (const button of $$("[data-dial]", profile)) {
+      button.hidden = !dial.canCall;
+      button.disabled = dial.busy;
+    }
+  }
+
+  /** Places the call; resolves with null when it is ringing, else the refusal's code. */
+  async function placeCall(number, contactId) {
+    const typed = String(number || "").trim();
+    if (dial.busy) return "busy";
+    if (typed.replace(/\D/g, "").length < 3) {
+      toast(message, "error", t("dial_error_invalid_phone"));
+      return "invalid_phone";
+    }
+    dial.busy = true;
+    renderDialing();
+    try {
+      const body = { number: typed };
+      if (contactId) body.contact_id = contactId;
+      const placed = await api("POST", "/api/v1/calls", body);
+      toast(message, "success", t("dial_answer_phone"));
+      await refreshList.now();
+      openThread(placed.interaction_id);
+      return null;
+    } catch (error) {
+      const known = error instanceof ApiError && DIAL_ERRORS.has(error.code);
+      toast(message, "error", known ? t(`dial_error_${error.code}`) : errorMessage(error));
+      return error instanceof ApiError ? error.code : "error";
+    } finally {
+      dial.busy = false;
+      renderDialing();
+    }
+  }
+
+  dialer.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    dialInput.removeAttribute("aria-invalid");
+    const refused = await placeCall(dialInput.value);
+    if (refused === null) dialInput.value = "";
+    else if (refused === "invalid_phone") {
+      dialInput.setAttribute("aria-invalid", "true");
+      dialInput.focus();
+    }
+  });
+
+  /** Only agents with a phone extension can place calls: the dialer shows for them. */
+  async function loadPhone() {
+    try {
+      const mine = await api("GET", "/api/v1/voice/extensions/mine");
+      dial.canCall = true;
+      dialer.title = t("dial_from", { extension: mine.number });
+      renderPhoneState(mine);
+    } catch (error) {
+      // No extension (404): no dialer. Any other failure: let the server decide on a call.
+      dial.canCall = !(error instanceof ApiError && error.status === 404);
+      if (!dial.canCall) renderPhoneState(null);
+    }
+    dialer.dataset.canCall = String(dial.canCall);
+    renderDialing();
+  }
+
+  // The header's phone indicator: whether the agent's extension is registered on the PBX
+  // (asked again every half minute with the dialer's extension).
+  const phoneState = $("[data-phone-state]", page);
+  const PHONE_REFRESH_MS = 30000;
+
+  function renderPhoneState(mine) {
+    if (!phoneState) return;
+    phoneState.hidden = !mine;
+    if (!mine) return;
+    phoneState.dataset.state = mine.state;
+    phoneState.title = t("phone_extension", { extension: mine.number });
+    $("[data-phone-label]", phoneState).textContent = t(`phone_${mine.state}`);
+  }
+
   // --- keyboard ---------------------------------------------------------------------------
 
   const typingInField = (target) =>
@@ -1771,6 +2123,9 @@
           }, 5000);
         }
         break;
+      case "call.updated":
+        callUpdated(data);
+        break;
       case "agent.state_changed":
         noteAgentState(data);
         if (data.agent_id === selfId && state.agent) {
@@ -1786,6 +2141,8 @@
   }
 
   page.dataset.title = document.title;
+  loadPhone();
+  setInterval(loadPhone, PHONE_REFRESH_MS);
   setNoteMode(false);
   renderFiles();
   setTab("list");
@@ -1803,5 +2160,6 @@
     tickPresence();
     for (const entry of [...state.offers.values()]) tickOffer(entry);
     tickWrapUp();
+    tickCall();
   }, 1000);
 })();

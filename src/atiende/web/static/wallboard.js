@@ -3,6 +3,10 @@
  * Uses window.Atiende (atiende.js) and window.AtiendeDesk (desktop.js). The board is pulled
  * from GET /api/v1/wallboard after every (re)connection, on relevant events (at most once a
  * second) and every 10 s; between pulls the waiting and in-state times tick in the browser.
+ * The phone calls (GET /api/v1/voice/calls) add each agent's call state (ringing, talking,
+ * on hold) and the calls now in each voice queue; call.updated events pull them again.
+ * Next to an agent who is talking, Listen, Whisper and Barge ring the supervisor's own phone
+ * into that call (POST /api/v1/interactions/{id}/call/supervise).
  */
 "use strict";
 
@@ -18,6 +22,9 @@
   const directory = D.readJson("desk-directory");
   const breakReasons = directory.break_reasons || [];
   const queueNames = new Map((directory.queues || []).map((q) => [q.id, q.name]));
+  const voiceQueues = new Set(
+    (directory.queues || []).filter((q) => (q.channels || []).includes("voice")).map((q) => q.id),
+  );
 
   const message = $("[data-board-message]", page);
   const tiles = $("[data-queues]", page);
@@ -39,6 +46,8 @@
     viewing: null, // interaction id shown read-only
     viewGeneration: 0,
     reassigning: null,
+    calls: [], // the live phone calls
+    supervising: new Set(), // interaction ids whose supervise request is under way
   };
 
   const serverNow = () => Date.now() + state.offset;
@@ -105,6 +114,9 @@
         stat(t("offered_today"), "offered", queue.offered_today),
         stat(t("answered_today"), "answered", queue.answered_today),
         stat(t("abandoned_today"), "abandoned", queue.abandoned_today),
+        voiceQueues.has(queue.queue_id) || callsIn(queue.queue_id)
+          ? stat(t("calls_now"), "calls", callsIn(queue.queue_id))
+          : null,
       ),
       h(
         "div",
@@ -205,6 +217,108 @@
     return select;
   }
 
+  // --- phone calls ------------------------------------------------------------------------
+
+  const callsIn = (queueId) => state.calls.filter((c) => c.queue_id === queueId).length;
+
+  /** What the agent's phone is doing: on hold, talking, or ringing (null: none of these). */
+  function callOf(agentId) {
+    const mine = state.calls.find(
+      (c) => c.agent_id === agentId && ["bridged", "on_hold"].includes(c.state),
+    );
+    if (mine) return mine.on_hold || mine.state === "on_hold" ? "on_hold" : "talking";
+    const ringing = state.calls.some((c) => (c.ringing_agent_ids || []).includes(agentId));
+    return ringing ? "ringing" : null;
+  }
+
+  function callBadge(agentId) {
+    const kind = callOf(agentId);
+    if (!kind) return null;
+    const label = {
+      talking: "call_state_bridged",
+      on_hold: "call_state_on_hold",
+      ringing: "call_state_offering",
+    }[kind];
+    return h(
+      "span",
+      { class: "call-badge", "data-call": kind, "data-testid": "agent-call" },
+      A.icon("phone"),
+      t(label),
+    );
+  }
+
+  // --- joining a call: listen, whisper, barge ----------------------------------------------
+
+  const SUPERVISE_MODES = ["listen", "whisper", "barge"];
+
+  /** The call the agent is talking on (answered, maybe on hold), or null. */
+  const talkingCall = (agentId) =>
+    state.calls.find((c) => c.agent_id === agentId && ["bridged", "on_hold"].includes(c.state)) ||
+    null;
+
+  function superviseButtons(agent) {
+    const found = talkingCall(agent.agent_id);
+    if (!found) return null;
+    const busy = state.supervising.has(found.interaction_id);
+    return h(
+      "span",
+      {
+        class: "supervise",
+        role: "group",
+        "aria-label": t("supervise_for", { name: agent.name }),
+        "data-testid": "supervise",
+        "data-interaction-id": found.interaction_id,
+      },
+      SUPERVISE_MODES.map((mode) =>
+        h(
+          "button",
+          {
+            type: "button",
+            class: "button small",
+            title: t(`supervise_${mode}_hint`),
+            "data-mode": mode,
+            "data-testid": `supervise-${mode}`,
+            disabled: busy,
+            onclick: () => supervise(found, agent, mode),
+          },
+          t(`supervise_${mode}`),
+        ),
+      ),
+    );
+  }
+
+  /** Rings the supervisor's phone; answering it joins the call in the chosen mode. */
+  async function supervise(found, agent, mode) {
+    const id = found.interaction_id;
+    if (state.supervising.has(id)) return;
+    state.supervising.add(id);
+    renderBoard();
+    try {
+      await api("POST", `/api/v1/interactions/${encodeURIComponent(id)}/call/supervise`, {
+        mode,
+      });
+      D.toast(message, "success", t("supervise_ringing", { name: agent.name }));
+    } catch (error) {
+      D.toast(message, "error", errorMessage(error));
+      if (error instanceof A.ApiError && [404, 409].includes(error.status)) refreshCalls();
+    } finally {
+      state.supervising.delete(id);
+      renderBoard();
+    }
+  }
+
+  async function loadCalls() {
+    state.calls = await api("GET", "/api/v1/voice/calls");
+  }
+
+  const refreshCalls = D.throttle(
+    () =>
+      loadCalls()
+        .then(renderBoard)
+        .catch(() => {}),
+    1000,
+  );
+
   function agentRow(agent) {
     return h(
       "tr",
@@ -219,7 +333,7 @@
           h("span", { class: "person-name" }, agent.name),
         ),
       ),
-      h("td", {}, stateBadge(agent)),
+      h("td", {}, stateBadge(agent), callBadge(agent.agent_id), superviseButtons(agent)),
       h(
         "td",
         { class: "nowrap mono", "data-field": "time", "data-base": agent.seconds_in_state },
@@ -375,6 +489,25 @@
   // --- a conversation, read-only ----------------------------------------------------------
 
   const viewerMessages = $("[data-messages]", viewer);
+  const viewerRecording = $("[data-viewer-recording]", viewer);
+  const viewerAudio = $("[data-viewer-audio]", viewer);
+
+  /** A call's recording plays in the viewer once the call has ended (audited on play). */
+  async function showViewerCall(id) {
+    let recorded = false;
+    try {
+      const found = await api("GET", `/api/v1/interactions/${id}/call`);
+      recorded = found.recording === "done";
+    } catch {
+      recorded = false;
+    }
+    if (state.viewing !== id) return;
+    viewerRecording.hidden = !recorded;
+    if (recorded && viewerAudio.dataset.for !== id) {
+      viewerAudio.dataset.for = id;
+      viewerAudio.src = `/api/v1/interactions/${encodeURIComponent(id)}/recording`;
+    }
+  }
   const boardAgents = () => (state.board && state.board.agents) || [];
   const names = () => Object.fromEntries(boardAgents().map((a) => [a.agent_id, a.name]));
 
@@ -399,6 +532,9 @@
     viewer.dataset.interactionId = id;
     if (!quiet) {
       viewerMessages.replaceChildren();
+      viewerRecording.hidden = true;
+      viewerAudio.removeAttribute("src");
+      delete viewerAudio.dataset.for;
       $("[data-viewer-title]", viewer).textContent = t("loading");
       $("[data-viewer-meta]", viewer).textContent = "";
       if (!viewer.open) viewer.showModal();
@@ -410,6 +546,7 @@
       ]);
       if (generation !== state.viewGeneration) return;
       renderViewerHead(details);
+      if (details.channel === "voice") showViewerCall(id);
       const known = new Set($$("[data-message-id]", viewerMessages).map((n) => n.dataset.messageId));
       for (const item of messages) {
         if (known.has(String(item.id))) continue;
@@ -423,6 +560,7 @@
   }
 
   viewer.addEventListener("close", () => {
+    viewerAudio.pause();
     state.viewing = null;
     state.viewGeneration += 1;
   });
@@ -494,9 +632,15 @@
     "agent.state_changed",
   ]);
 
+  const CALL_EVENTS = new Set(["call.updated", "offer.created", "offer.closed"]);
+
   function apply(event) {
     const data = event.data || {};
     if (BOARD_EVENTS.has(event.type)) refreshBoard();
+    if (CALL_EVENTS.has(event.type)) refreshCalls();
+    if (event.type === "call.updated" && state.viewing === data.interaction_id) {
+      showViewerCall(state.viewing);
+    }
     if (event.type === "interaction.changed") refreshLive();
     if (!state.viewing || data.interaction_id !== state.viewing) return;
     if (event.type === "message.added") {
@@ -516,7 +660,8 @@
   D.liveState({
     status: $("[data-realtime-status]", page),
     load: async () => {
-      await Promise.all([loadBoard(), loadLive()]);
+      await Promise.all([loadCalls().catch(() => {}), loadBoard(), loadLive()]);
+      renderBoard(); // the calls may arrive after the board was drawn
       if (state.viewing) await openViewer(state.viewing, { quiet: true });
     },
     apply,
@@ -525,6 +670,7 @@
   setInterval(() => {
     refreshBoard();
     refreshLive();
+    refreshCalls();
   }, REFRESH_EVERY);
   setInterval(tick, 1000);
 })();

@@ -1,0 +1,139 @@
+"""Whether the tenant's phones are connected: the registration state of each extension, asked
+from the PBXs when someone looks (nothing is stored).
+
+Asterisk calls a PJSIP endpoint ``online`` while a device is registered to it and
+``offline`` when none is. An extension counts as connected when any of the tenant's PBXs
+says so, as disconnected when a PBX says it is offline or does not know it, and as
+``unknown`` when no PBX answered (or the tenant has none). The PBXs are asked at the same
+time, each with a short time-out, so one that is away costs the others nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atiende.core.config import Settings
+from atiende.core.errors import NotFound, PermissionDenied
+from atiende.identity.actor import Actor
+from atiende.identity.models import Role, User
+from atiende.voice.ari import AriError, Endpoint
+from atiende.voice.ari_events import AriEventMalformed
+from atiende.voice.models import Extension, Pbx
+from atiende.voice.service import ari_client
+
+log = logging.getLogger(__name__)
+
+PhoneState = Literal["online", "offline", "unknown"]
+TECHNOLOGY: Final = "PJSIP"
+#: Each PBX gets this long to answer; the page waits for the slowest.
+STATE_TIMEOUT_SECONDS: Final = 3.0
+
+
+class ExtensionOut(BaseModel):
+    id: uuid.UUID
+    number: str
+    user_id: uuid.UUID | None
+    user_name: str | None
+    state: PhoneState
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """One PBX's answer: the states it reported by extension, or None when it did not
+    answer."""
+
+    states: dict[str, str] | None
+
+
+def combine(answers: Iterable[dict[str, str] | None], number: str) -> PhoneState:
+    """One extension's state from every PBX's answer (pure): ``online`` anywhere wins; then
+    a PBX that says ``offline``, or does not know the extension, makes it ``offline``; no
+    answer, or only Asterisk's own ``unknown``, is ``unknown``."""
+    reached = [states.get(number, "offline") for states in answers if states is not None]
+    if "online" in reached:
+        return "online"
+    return "offline" if "offline" in reached else "unknown"
+
+
+async def _list_states(settings: Settings, pbx: Pbx) -> _Answer:
+    try:
+        async with ari_client(settings, pbx, timeout=STATE_TIMEOUT_SECONDS) as client:
+            endpoints = await client.endpoints(TECHNOLOGY)
+    except (AriError, AriEventMalformed) as error:
+        log.info("PBX %s: endpoint states unavailable: %s", pbx.name, error)
+        return _Answer(None)
+    return _Answer({e.resource: e.state for e in endpoints})
+
+
+async def _one_state(settings: Settings, pbx: Pbx, number: str) -> _Answer:
+    try:
+        async with ari_client(settings, pbx, timeout=STATE_TIMEOUT_SECONDS) as client:
+            found: Endpoint | None = await client.endpoint(TECHNOLOGY, number)
+    except (AriError, AriEventMalformed) as error:
+        log.info("PBX %s: the state of %s is unavailable: %s", pbx.name, number, error)
+        return _Answer(None)
+    return _Answer({} if found is None else {number: found.state})
+
+
+async def _pbxs(session: AsyncSession) -> Sequence[Pbx]:
+    return (await session.scalars(select(Pbx).order_by(Pbx.name))).all()
+
+
+async def list_extensions(
+    session: AsyncSession, actor: Actor, *, settings: Settings
+) -> list[ExtensionOut]:
+    """The tenant's extensions with who holds each and whether its phone is connected
+    (supervisors and administrators). One ``GET /endpoints/PJSIP`` per PBX."""
+    if not actor.has(Role.admin, Role.supervisor):
+        raise PermissionDenied()
+    rows = (
+        await session.execute(
+            select(Extension, User.name)
+            .outerjoin(User, User.id == Extension.user_id)
+            .order_by(Extension.number)
+        )
+    ).all()
+    answers: list[_Answer] = []
+    if rows:
+        pbxs = await _pbxs(session)
+        answers = list(await asyncio.gather(*(_list_states(settings, pbx) for pbx in pbxs)))
+    return [
+        ExtensionOut(
+            id=extension.id,
+            number=extension.number,
+            user_id=extension.user_id,
+            user_name=user_name,
+            state=combine((a.states for a in answers), extension.number),
+        )
+        for extension, user_name in rows
+    ]
+
+
+async def my_extension(session: AsyncSession, actor: Actor, *, settings: Settings) -> ExtensionOut:
+    """The caller's own extension and its phone's state (``GET /endpoints/PJSIP/{number}``
+    on each PBX): the desktop's phone indicator. ``extension_not_found`` when the user has
+    none."""
+    row = None
+    if actor.user_id is not None:
+        row = await session.scalar(select(Extension).where(Extension.user_id == actor.user_id))
+    if row is None:
+        raise NotFound("extension", "You have no phone extension.")
+    pbxs = await _pbxs(session)
+    answers = await asyncio.gather(*(_one_state(settings, pbx, row.number) for pbx in pbxs))
+    user = await session.get(User, actor.user_id)
+    return ExtensionOut(
+        id=row.id,
+        number=row.number,
+        user_id=row.user_id,
+        user_name=user.name if user is not None else None,
+        state=combine((a.states for a in answers), row.number),
+    )

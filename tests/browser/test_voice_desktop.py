@@ -1,0 +1,370 @@
+"""Phone calls on the agent desktop in a real browser, with a local ARI behind the server:
+the call panel shows who calls and which number they dialled, Hold puts the caller on hold
+on the PBX, the panel follows call.updated events live, the finished recording plays in the
+conversation, and a call offered to the agent says to answer on the phone."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from atiende.contacts import service as contacts
+from atiende.contacts.models import IdentityKind
+from atiende.conversations import service as conversations
+from atiende.conversations.models import Channel, InteractionStatus
+from atiende.core.db import Database, Scope, now
+from atiende.identity import service as identity
+from atiende.identity.actor import Actor
+from atiende.identity.models import Role
+from atiende.identity.schemas import UserCreate
+from atiende.routing import service as routing
+from atiende.routing.models import Offer, OfferStatus, Queue, QueueMember, Recording
+from atiende.tenancy.models import Tenant
+from atiende.voice import calls
+from atiende.voice import service as voice
+from atiende.voice.models import Call
+from factories import LiveServer as AriServer
+from fakes.ari import PASSWORD, USERNAME, FakeAri, wav_bytes
+
+if TYPE_CHECKING:  # only for annotations: two conftest modules make `import conftest` ambiguous
+    from conftest import LiveServer, NewContext
+
+    SignIn = Callable[[Page, Any], None]
+
+pytestmark = pytest.mark.browser
+CUSTOMER = "1795632527.2"
+CALLER = "+525512345678"
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    name: str
+    role: Role
+    password: str = "una-clave-de-prueba"
+
+
+@dataclass(frozen=True)
+class VoiceDesk:
+    tenant_id: uuid.UUID
+    queue_id: uuid.UUID
+    agent_id: uuid.UUID
+    agent: Person
+    supervisor: Person
+    interaction_id: uuid.UUID
+    call_id: uuid.UUID
+    agent_channel: str
+    ari: FakeAri
+
+
+@pytest.fixture(scope="module")
+def voice_desk(live_server: LiveServer) -> Iterator[VoiceDesk]:
+    """An agent talking on the phone with a caller: a voice queue recorded on demand, the
+    tenant's PBX (a local ARI running on the server's event loop), and the call's row as
+    call control leaves it once the agent's phone has answered."""
+    agent = Person("vera@voz.example.com", "Vera Voz", Role.agent)
+    supervisor = Person("sara@voz.example.com", "Sara Supervisa", Role.supervisor)
+    ari = FakeAri()
+    server = AriServer(ari.app())  # type: ignore[arg-type]
+
+    async def start(db: Database) -> None:
+        await server.__aenter__()
+        ari.url = f"{server.http}/ari"
+
+    async def seed(db: Database) -> tuple[uuid.UUID, ...]:
+        async with db.session(Scope.system()) as session:
+            tenant = await session.scalar(select(Tenant).where(Tenant.slug == "navegador"))
+            assert tenant is not None
+            user, _ = [
+                await identity.create_user(
+                    session,
+                    Actor.system(),
+                    UserCreate(
+                        email=person.email,
+                        name=person.name,
+                        role=person.role,
+                        password=person.password,
+                        tenant_id=tenant.id,
+                    ),
+                )
+                for person in (agent, supervisor)
+            ]
+        async with db.session(Scope.tenant(tenant.id)) as session:
+            queue = Queue(
+                name="Llamadas",
+                channels=["voice"],
+                recording=Recording.on_demand,
+                offer_timeout_seconds=600,
+                created_at=now(session),
+            )
+            session.add(queue)
+            await session.flush()
+            await routing.ensure_agent(session, user.id)
+            session.add(QueueMember(queue_id=queue.id, agent_id=user.id))
+            pbx = await voice.add_pbx(
+                session,
+                Actor.system(),
+                voice.PbxCreate(
+                    name="main", ari_url=ari.url, ari_username=USERNAME, ari_password=PASSWORD
+                ),
+                settings=live_server.settings,
+            )
+            contact = await contacts.find_or_create_by_identity(
+                session, IdentityKind.phone, CALLER, name="Carmen Llamada", phone=CALLER
+            )
+            interaction = await conversations.open_interaction(
+                session, channel=Channel.voice, contact_id=contact.id, subject=CALLER
+            )
+            instant = now(session)
+            interaction.queue_id = queue.id
+            interaction.agent_id = user.id
+            interaction.status = InteractionStatus.assigned
+            interaction.assigned_at = instant
+            call_id = uuid.uuid4()
+            session.add(
+                Call(
+                    id=call_id,
+                    interaction_id=interaction.id,
+                    pbx_id=pbx.id,
+                    direction="inbound",
+                    customer_channel_id=CUSTOMER,
+                    agent_channel_id=calls.agent_channel_id(call_id),
+                    agent_id=user.id,
+                    bridge_id=calls.bridge_id_of(call_id),
+                    caller_number=CALLER,
+                    number="5551000",
+                    state="bridged",
+                    started_at=instant - timedelta(seconds=40),
+                    answered_at=instant - timedelta(seconds=40),
+                    connected_at=instant - timedelta(seconds=25),
+                )
+            )
+        return tenant.id, queue.id, user.id, interaction.id, call_id
+
+    live_server.run(start)
+    tenant_id, queue_id, agent_id, interaction_id, call_id = live_server.run(seed)
+    agent_channel = calls.agent_channel_id(call_id)
+    ari.add_call(CUSTOMER, agent_channel, bridge_id=calls.bridge_id_of(call_id))
+    try:
+        yield VoiceDesk(
+            tenant_id,
+            queue_id,
+            agent_id,
+            agent,
+            supervisor,
+            interaction_id,
+            call_id,
+            agent_channel,
+            ari,
+        )
+    finally:
+
+        async def stop(db: Database) -> None:
+            await server.__aexit__(None, None, None)
+
+        live_server.run(stop)
+
+
+def _desktop(new_context: NewContext, sign_in: SignIn, desk: VoiceDesk) -> tuple[Page, list[str]]:
+    page = new_context().new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    sign_in(page, desk.agent)
+    page.goto("/desktop")
+    status = page.get_by_test_id("realtime-status")
+    expect(status).to_have_attribute("data-state", "connected")
+    expect(status).to_have_attribute("data-sync", "ready")
+    return page, errors
+
+
+def _open_call(page: Page, desk: VoiceDesk) -> Any:
+    page.get_by_test_id("conversations").locator(
+        f"[data-interaction-id='{desk.interaction_id}']"
+    ).click()
+    panel = page.get_by_test_id("call-panel")
+    expect(panel).to_be_visible()
+    return panel
+
+
+def test_the_call_panel_shows_the_caller_and_hold_puts_them_on_hold_on_the_pbx(
+    live_server: LiveServer, voice_desk: VoiceDesk, new_context: NewContext, sign_in: SignIn
+) -> None:
+    page, errors = _desktop(new_context, sign_in, voice_desk)
+    panel = _open_call(page, voice_desk)
+    expect(panel.get_by_test_id("call-caller")).to_have_text(CALLER)
+    expect(panel.get_by_test_id("call-line")).to_have_text("Llamó al 5551000 · Llamadas")
+    expect(panel.get_by_test_id("call-state")).to_have_text("En llamada")
+    expect(page.get_by_test_id("profile-name")).to_have_text("Carmen Llamada")
+    hold = panel.get_by_test_id("call-hold")
+    expect(hold).to_have_text("Poner en espera")
+
+    voice_desk.ari.requests.clear()
+    hold.click()
+    expect(hold).to_have_text("Retomar")
+    expect(hold).to_have_attribute("aria-pressed", "true")
+    expect(panel.get_by_test_id("call-state")).to_have_text("En espera")
+    assert voice_desk.ari.made() == [
+        ("POST", f"/channels/{CUSTOMER}/hold", {}),
+        ("POST", f"/channels/{CUSTOMER}/mute", {"direction": "in"}),
+        ("POST", f"/channels/{CUSTOMER}/moh", {}),
+    ]
+
+    voice_desk.ari.requests.clear()
+    hold.click()
+    expect(hold).to_have_text("Poner en espera")
+    assert [r.method for r in voice_desk.ari.requests] == ["DELETE", "DELETE", "DELETE"]
+
+    # The keypad sends a digit to the caller's side.
+    voice_desk.ari.requests.clear()
+    panel.get_by_test_id("call-keypad").click()
+    panel.get_by_test_id("keypad").get_by_role("button", name="Tecla 5").click()
+    expect(panel.get_by_test_id("call-state")).to_have_text("En llamada")
+    page.wait_for_function("() => !document.querySelector('[data-call-panel] button:disabled')")
+    assert voice_desk.ari.made() == [("POST", f"/channels/{CUSTOMER}/dtmf", {"dtmf": "5"})]
+    assert errors == []
+
+
+def test_the_wallboard_shows_who_is_on_a_call_and_who_has_a_caller_on_hold(
+    live_server: LiveServer, voice_desk: VoiceDesk, new_context: NewContext, sign_in: SignIn
+) -> None:
+    board = new_context().new_page()
+    errors: list[str] = []
+    board.on("pageerror", lambda error: errors.append(str(error)))
+    sign_in(board, voice_desk.supervisor)
+    board.goto("/wallboard")
+    expect(board.get_by_test_id("realtime-status")).to_have_attribute("data-sync", "ready")
+    row = board.get_by_test_id("agents").locator("tr", has_text=voice_desk.agent.name)
+    badge = row.get_by_test_id("agent-call")
+    expect(badge).to_have_text("En llamada")
+    expect(badge).to_have_attribute("data-call", "talking")
+    tile = board.locator("[data-testid=queue-tile]", has_text="Llamadas")
+    expect(tile.locator("[data-field=calls]")).to_have_text("1")
+
+    async def hold(db: Database, on_hold: bool) -> None:
+        async with db.session(Scope.tenant(voice_desk.tenant_id)) as session:
+            row = await session.get(Call, voice_desk.call_id)
+            assert row is not None
+            row.on_hold, row.state = on_hold, "on_hold" if on_hold else "bridged"
+            await calls.publish(session, row, "held" if on_hold else "resumed")
+
+    live_server.run(lambda db: hold(db, True))
+    expect(badge).to_have_text("En espera")
+    expect(badge).to_have_attribute("data-call", "on_hold")
+    live_server.run(lambda db: hold(db, False))
+    expect(badge).to_have_text("En llamada")
+    assert errors == []
+
+
+def test_an_admin_routes_a_number_to_a_queue_on_the_voice_page(
+    live_server: LiveServer, voice_desk: VoiceDesk, new_context: NewContext, sign_in: SignIn
+) -> None:
+    page = new_context().new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, live_server.logins["admin"])
+    page.goto("/admin/voice")
+    expect(page.locator("[data-admin=voice]")).to_have_attribute("data-ready", "true")
+    expect(page.locator(".admin-tabs a[aria-current=page]")).to_have_text("Voz")
+    pbx = page.get_by_test_id("pbxs").locator("tr", has_text="main")
+    expect(pbx).to_contain_text(voice_desk.ari.url)
+    numbers = page.get_by_test_id("numbers")
+    expect(numbers).to_contain_text("Aún no hay números")
+
+    form = page.get_by_test_id("number-form")
+    form.get_by_test_id("number-input").fill("+52 55 1000 2000")
+    form.get_by_test_id("number-queue").select_option(label="Llamadas")
+    form.locator("button[type=submit]").click()
+    added = numbers.locator("tr", has_text="+525510002000")
+    expect(added).to_contain_text("Llamadas")
+
+    form.get_by_test_id("number-input").fill("+525510002000")
+    form.get_by_test_id("number-queue").select_option(label="Llamadas")
+    form.locator("button[type=submit]").click()
+    expect(form.locator("[data-form-message]")).to_contain_text("Ese número ya va a una cola.")
+
+    added.get_by_test_id("delete").click()
+    expect(numbers).to_contain_text("Aún no hay números")
+    assert errors == []
+
+
+def test_the_panel_follows_the_call_live_and_plays_the_recording_when_it_ends(
+    live_server: LiveServer, voice_desk: VoiceDesk, new_context: NewContext, sign_in: SignIn
+) -> None:
+    page, errors = _desktop(new_context, sign_in, voice_desk)
+    panel = _open_call(page, voice_desk)
+    record = panel.get_by_test_id("call-record")
+    expect(record).to_have_text("Grabar")
+    record.click()
+    expect(record).to_have_text("Pausar grabación")
+    expect(panel.get_by_test_id("call-state")).to_have_text("En llamada · Grabando")
+    name = calls.recording_name_of(voice_desk.call_id)
+
+    async def caller_hangs_up(db: Database) -> None:
+        # What call control does when the caller hangs up: the row, then call.updated.
+        async with db.session(Scope.tenant(voice_desk.tenant_id)) as session:
+            row = await session.get(Call, voice_desk.call_id)
+            assert row is not None
+            row.state, row.ended_at, row.end_cause = "ended", now(session), "hangup"
+            row.recording_state = "done"
+            await calls.publish(session, row, "ended")
+
+    voice_desk.ari.finish_recording(name, wav_bytes(0.5))
+    live_server.run(caller_hangs_up)
+    expect(panel.get_by_test_id("call-state")).to_have_text("Llamada terminada")
+    expect(panel.get_by_test_id("call-hold")).to_be_disabled()
+    expect(panel.get_by_test_id("call-hangup")).to_be_disabled()
+    expect(record).to_be_hidden()
+    audio = panel.get_by_test_id("call-audio")
+    expect(audio).to_be_visible()
+    expect(audio).to_have_attribute(
+        "src", f"/api/v1/interactions/{voice_desk.interaction_id}/recording"
+    )
+    response = page.request.get(f"/api/v1/interactions/{voice_desk.interaction_id}/recording")
+    assert response.status == 200
+    assert response.headers["content-type"] == "audio/wav"
+    assert response.body() == voice_desk.ari.stored[name]
+    assert errors == []
+
+
+def test_a_call_offered_to_the_agent_says_to_answer_on_the_phone(
+    live_server: LiveServer, voice_desk: VoiceDesk, new_context: NewContext, sign_in: SignIn
+) -> None:
+    async def ring(db: Database) -> uuid.UUID:
+        async with db.session(Scope.tenant(voice_desk.tenant_id)) as session:
+            contact = await contacts.find_or_create_by_identity(
+                session, IdentityKind.phone, "+525598765432", phone="+525598765432"
+            )
+            interaction = await conversations.open_interaction(
+                session, channel=Channel.voice, contact_id=contact.id, subject="+525598765432"
+            )
+            interaction.queue_id = voice_desk.queue_id
+            interaction.status = InteractionStatus.offered
+            instant = now(session)
+            offer = Offer(
+                interaction_id=interaction.id,
+                agent_id=voice_desk.agent_id,
+                status=OfferStatus.pending,
+                created_at=instant,
+                expires_at=instant + timedelta(minutes=10),
+            )
+            session.add(offer)
+            await session.flush()
+            return offer.id
+
+    live_server.run(ring)
+    page, errors = _desktop(new_context, sign_in, voice_desk)
+    offer = page.get_by_test_id("offer")
+    expect(offer).to_have_count(1)
+    expect(offer).to_contain_text("Llamada entrante")
+    expect(offer.get_by_test_id("answer-on-phone")).to_have_text("Conteste en su teléfono")
+    expect(offer.locator("[data-accept]")).to_be_hidden()
+    expect(offer.locator("[data-reject]")).to_be_visible()
+    assert errors == []
