@@ -331,3 +331,19 @@ async def test_what_a_set_aside_event_published_is_withdrawn_with_it(
         # Published: what the two applied messages logged, nothing the rolled-back one did.
         assert sorted(e.id for e in published) == list(logged)
     assert published
+
+
+async def test_a_webhook_for_an_unknown_kind_of_channel_is_refused_as_invalid(
+    app: FastAPI,
+) -> None:
+    office = await desk(app, ["whatsapp"])
+    account = await connect(office)
+    key = account["webhook_url"].rsplit("/", 1)[1]
+    async with api_client(app) as provider:
+        answer = await provider.post(f"/webhooks/fax/{key}", content=text_message(1))
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["code"] == "validation_error"
+    assert body["details"]["errors"][0]["location"] == "path"
+    assert body["details"]["errors"][0]["field"] == "kind"
+    assert await stored(office.db) == []
