@@ -71,6 +71,8 @@ async def test_a_browser_receives_its_tenants_events_live(
 
 
 async def test_another_tenants_events_never_arrive(settings: Settings, clock: TestClock) -> None:
+    # API calls happen between reads: a heartbeat the test does not answer must not end it
+    settings = settings.model_copy(update={"websocket_heartbeat_seconds": 5.0})
     app = create_app(settings, clock=clock, run_worker=False)
     async with LiveServer(app) as server:
         db: Database = app.state.atiende.db

@@ -859,7 +859,7 @@ class CallControl:
         if event.channel.id in self._calls:
             return  # answered: the call's legs follow it
         call_id = _uuid_or_none(event.channel.id.removeprefix(DIAL_PREFIX))
-        found, _ = await self._placed(call_id, wait=False)
+        found, _ = await self._placed(call_id)  # its commit may follow a quick refusal
         if found is None or found.ended_at is not None:
             return
         async with self.db.session(Scope.tenant(found.tenant_id)) as session:
@@ -884,11 +884,9 @@ class CallControl:
             await _finish_interaction(session, interaction)
             await publish(session, row, "ended")
 
-    async def _placed(
-        self, call_id: uuid.UUID, *, wait: bool = True
-    ) -> tuple[Call | None, Pbx | None]:
+    async def _placed(self, call_id: uuid.UUID) -> tuple[Call | None, Pbx | None]:
         """The row of a call a node just placed (its commit may follow the PBX's event)."""
-        deadline = time.monotonic() + (ROW_WAIT_SECONDS if wait else 0)
+        deadline = time.monotonic() + ROW_WAIT_SECONDS
         while True:
             async with self.db.session(Scope.system(), read_only=True) as session:
                 row = await session.get(Call, call_id)
