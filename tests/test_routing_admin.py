@@ -162,6 +162,10 @@ async def test_a_queue_gets_sensible_defaults(app, db: Database) -> None:
         "sticky_seconds": 0,
         "ageing_seconds": 60,
         "recording": "never",
+        "max_wait_action": "overflow",
+        "forward_number": None,
+        "voicemail_prompt": None,
+        "announce_every_seconds": 0,
     }
 
 

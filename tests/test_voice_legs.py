@@ -190,7 +190,13 @@ SPEC: dict[tuple[LegRole, LegState], dict[Signal, LegState]] = {
         **_END,
     },
     (_C, _L.in_ivr): {_S.enqueue: _L.queued, _S.offer: _L.offering, **_END},
-    (_C, _L.queued): {_S.enqueue: _L.queued, _S.offer: _L.offering, **_END},
+    # a queue forwards a waiting caller to an outside number (closed hours, max wait)
+    (_C, _L.queued): {
+        _S.enqueue: _L.queued,
+        _S.offer: _L.offering,
+        _S.transfer: _L.transferring,
+        **_END,
+    },
     (_C, _L.offering): {
         _S.offer: _L.offering,
         _S.offer_failed: _L.queued,

@@ -170,6 +170,86 @@ def test_admin_sets_up_a_queue_with_skill_member_disposition_and_widget(
     assert errors == []
 
 
+def test_admin_sets_voicemail_forwarding_and_announcements_on_a_queue(
+    live_server: LiveServer, new_context: NewContext, sign_in: SignIn
+) -> None:
+    page = new_context().new_page()
+    errors = _watched(page)
+    sign_in(page, live_server.logins["admin"])
+    _open(page, "/admin/queues")
+    form = page.get_by_test_id("queue-form")
+    closed_action = form.locator("select[name=closed_action]")
+    expect(closed_action.locator("option[value=voicemail]")).to_have_text("Buzón de voz (llamadas)")
+    form.locator("input[name=name]").fill("Conmutador")
+    form.locator("input[name=channels][value=voice]").check()
+    form.locator("input[name=channels][value=webchat]").uncheck()
+    closed_action.select_option("voicemail")
+    form.locator("input[name=max_wait_seconds]").fill("120")
+    form.locator("select[name=max_wait_action]").select_option("forward")
+    form.locator("input[name=announce_every_seconds]").fill("30")
+
+    # a number that is not one: the server's sentence next to the field, nothing created
+    number = form.locator("input[name=forward_number]")
+    number.fill("12345")
+    form.locator("button[type=submit]").click()
+    expect(number).to_have_attribute("aria-invalid", "true")
+    expect(form.locator("[data-error-for=forward_number]")).to_have_text(
+        "Ese no es un número de teléfono válido."
+    )
+    expect(page.locator("[data-queue='Conmutador']")).to_have_count(0)
+
+    # a Mexican number as people write it is stored in E.164
+    number.fill("55 1234 5678")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("[data-queue='Conmutador']")).to_be_visible()
+    expect(form.get_by_test_id("message-success")).to_contain_text("Conmutador")
+    expect(number).to_have_value("+525512345678")
+
+    # all of it is stored: reload and open the queue again
+    _open(page, "/admin/queues")
+    page.locator("[data-queue='Conmutador']").get_by_test_id("edit").click()
+    expect(form.locator("input[name=name]")).to_have_value("Conmutador")
+    expect(closed_action).to_have_value("voicemail")
+    expect(form.locator("select[name=max_wait_action]")).to_have_value("forward")
+    expect(number).to_have_value("+525512345678")
+    expect(form.locator("input[name=announce_every_seconds]")).to_have_value("30")
+    stored = page.evaluate(
+        """async () => (await (await fetch('/api/v1/queues')).json())
+            .find((queue) => queue.name === 'Conmutador')"""
+    )
+    assert {
+        key: stored[key]
+        for key in (
+            "channels",
+            "closed_action",
+            "max_wait_seconds",
+            "max_wait_action",
+            "forward_number",
+            "voicemail_prompt",
+            "announce_every_seconds",
+        )
+    } == {
+        "channels": ["voice"],
+        "closed_action": "voicemail",
+        "max_wait_seconds": 120,
+        "max_wait_action": "forward",
+        "forward_number": "+525512345678",
+        "voicemail_prompt": None,
+        "announce_every_seconds": 30,
+    }
+
+    # announcing every 10 s is refused next to the field, and the queue keeps its 30 s
+    form.locator("input[name=announce_every_seconds]").fill("10")
+    form.locator("button[type=submit]").click()
+    expect(form.locator("[data-error-for=announce_every_seconds]")).to_have_text(
+        "0 (nunca) o de 15 a 3600 segundos."
+    )
+    _open(page, "/admin/queues")
+    page.locator("[data-queue='Conmutador']").get_by_test_id("edit").click()
+    expect(form.locator("input[name=announce_every_seconds]")).to_have_value("30")
+    assert errors == []
+
+
 def test_server_errors_show_next_to_the_field(
     live_server: LiveServer, new_context: NewContext, sign_in: SignIn
 ) -> None:

@@ -1,7 +1,8 @@
 """Phone calls on the agent desktop in a real browser, with a local ARI behind the server:
 the call panel shows who calls and which number they dialled, Hold puts the caller on hold
 on the PBX, the panel follows call.updated events live, the finished recording plays in the
-conversation, and a call offered to the agent says to answer on the phone."""
+conversation, a call offered to the agent says to answer on the phone, and the agent transfers
+a call to an outside number or after consulting another agent."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from atiende.contacts import service as contacts
 from atiende.contacts.models import IdentityKind
 from atiende.conversations import service as conversations
-from atiende.conversations.models import Channel, InteractionStatus
+from atiende.conversations.models import Channel, InteractionEvent, InteractionStatus
 from atiende.core.db import Database, Scope, now
 from atiende.identity import service as identity
 from atiende.identity.actor import Actor
@@ -29,7 +30,7 @@ from atiende.routing.models import Offer, OfferStatus, Queue, QueueMember, Recor
 from atiende.tenancy.models import Tenant
 from atiende.voice import calls
 from atiende.voice import service as voice
-from atiende.voice.models import Call
+from atiende.voice.models import Call, Extension, Pbx
 from factories import LiveServer as AriServer
 from fakes.ari import PASSWORD, USERNAME, FakeAri, wav_bytes
 
@@ -184,9 +185,9 @@ def _desktop(new_context: NewContext, sign_in: SignIn, desk: VoiceDesk) -> tuple
     return page, errors
 
 
-def _open_call(page: Page, desk: VoiceDesk) -> Any:
+def _open_call(page: Page, desk: VoiceDesk, interaction_id: uuid.UUID | None = None) -> Any:
     page.get_by_test_id("conversations").locator(
-        f"[data-interaction-id='{desk.interaction_id}']"
+        f"[data-interaction-id='{interaction_id or desk.interaction_id}']"
     ).click()
     panel = page.get_by_test_id("call-panel")
     expect(panel).to_be_visible()
@@ -367,4 +368,259 @@ def test_a_call_offered_to_the_agent_says_to_answer_on_the_phone(
     expect(offer.get_by_test_id("answer-on-phone")).to_have_text("Conteste en su teléfono")
     expect(offer.locator("[data-accept]")).to_be_hidden()
     expect(offer.locator("[data-reject]")).to_be_visible()
+    assert errors == []
+
+
+# --- transfers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Colleagues:
+    with_phone: uuid.UUID  # an agent with extension 1002
+    without_phone: uuid.UUID
+
+
+WITH_PHONE = Person("tomas@voz.example.com", "Tomás Transfiere", Role.agent)
+WITHOUT_PHONE = Person("irene@voz.example.com", "Irene Sin Teléfono", Role.agent)
+
+
+@pytest.fixture(scope="module")
+def colleagues(live_server: LiveServer, voice_desk: VoiceDesk) -> Colleagues:
+    """Two more agents to consult (one with a phone, one without), and an outbound route on
+    the tenant's PBX, which transfers to outside numbers need."""
+
+    async def seed(db: Database) -> Colleagues:
+        async with db.session(Scope.system()) as session:
+            users = [
+                await identity.create_user(
+                    session,
+                    Actor.system(),
+                    UserCreate(
+                        email=person.email,
+                        name=person.name,
+                        role=person.role,
+                        password=person.password,
+                        tenant_id=voice_desk.tenant_id,
+                    ),
+                )
+                for person in (WITH_PHONE, WITHOUT_PHONE)
+            ]
+        async with db.session(Scope.tenant(voice_desk.tenant_id)) as session:
+            for user in users:
+                await routing.ensure_agent(session, user.id)
+            session.add(Extension(number="1002", user_id=users[0].id, created_at=now(session)))
+            pbx = await session.scalar(select(Pbx).where(Pbx.name == "main"))
+            assert pbx is not None
+            pbx.outbound_dial = "PJSIP/{number}@trunk"
+        return Colleagues(users[0].id, users[1].id)
+
+    return live_server.run(seed)
+
+
+def _talking_call(live_server: LiveServer, desk: VoiceDesk, caller: str) -> uuid.UUID:
+    """Another call the agent is talking on (its own interaction), as call control leaves
+    it once the agent's phone has answered; its interaction's id."""
+
+    async def seed(db: Database) -> uuid.UUID:
+        async with db.session(Scope.tenant(desk.tenant_id)) as session:
+            contact = await contacts.find_or_create_by_identity(
+                session, IdentityKind.phone, caller, phone=caller
+            )
+            interaction = await conversations.open_interaction(
+                session, channel=Channel.voice, contact_id=contact.id, subject=caller
+            )
+            instant = now(session)
+            interaction.queue_id = desk.queue_id
+            interaction.agent_id = desk.agent_id
+            interaction.status = InteractionStatus.assigned
+            interaction.assigned_at = instant
+            pbx = await session.scalar(select(Pbx).where(Pbx.name == "main"))
+            assert pbx is not None
+            call_id = uuid.uuid4()
+            session.add(
+                Call(
+                    id=call_id,
+                    interaction_id=interaction.id,
+                    pbx_id=pbx.id,
+                    direction="inbound",
+                    customer_channel_id=f"customer-{call_id.hex}",
+                    agent_channel_id=calls.agent_channel_id(call_id),
+                    agent_id=desk.agent_id,
+                    bridge_id=calls.bridge_id_of(call_id),
+                    caller_number=caller,
+                    number="5551000",
+                    state="bridged",
+                    started_at=instant - timedelta(seconds=30),
+                    answered_at=instant - timedelta(seconds=30),
+                    connected_at=instant - timedelta(seconds=20),
+                )
+            )
+            return interaction.id
+
+    return live_server.run(seed)
+
+
+def _call_row(live_server: LiveServer, desk: VoiceDesk, interaction_id: uuid.UUID) -> Call:
+    async def read(db: Database) -> Call:
+        async with db.session(Scope.tenant(desk.tenant_id)) as session:
+            row = await session.scalar(select(Call).where(Call.interaction_id == interaction_id))
+            assert row is not None
+            return row
+
+    return live_server.run(read)
+
+
+def _timeline(live_server: LiveServer, desk: VoiceDesk, interaction_id: uuid.UUID) -> list[str]:
+    async def read(db: Database) -> list[str]:
+        async with db.session(Scope.tenant(desk.tenant_id)) as session:
+            rows = await session.scalars(
+                select(InteractionEvent.type)
+                .where(InteractionEvent.interaction_id == interaction_id)
+                .order_by(InteractionEvent.occurred_at)
+            )
+            return list(rows)
+
+    return live_server.run(read)
+
+
+def test_the_agent_transfers_a_call_to_an_outside_number_from_the_panel(
+    live_server: LiveServer,
+    voice_desk: VoiceDesk,
+    colleagues: Colleagues,
+    new_context: NewContext,
+    sign_in: SignIn,
+) -> None:
+    interaction_id = _talking_call(live_server, voice_desk, "+525511112222")
+    page, errors = _desktop(new_context, sign_in, voice_desk)
+    panel = _open_call(page, voice_desk, interaction_id)
+    expect(panel.get_by_test_id("call-state")).to_have_text("En llamada")
+    forward = panel.get_by_test_id("call-forward")
+    expect(forward).to_have_text("Transferir a un número")
+    form = panel.get_by_test_id("call-forward-form")
+    expect(form).to_be_hidden()
+
+    # From the keyboard: the button opens the form and the number field takes the focus.
+    forward.focus()
+    page.keyboard.press("Enter")
+    expect(form).to_be_visible()
+    expect(forward).to_have_attribute("aria-expanded", "true")
+    number = form.get_by_test_id("call-forward-number")
+    expect(number).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(form).to_be_hidden()
+    expect(forward).to_be_focused()
+    expect(forward).to_have_attribute("aria-expanded", "false")
+    page.keyboard.press("Enter")
+    expect(number).to_be_focused()
+
+    # Too short: refused in the page, nothing asked of the server.
+    number.fill("12")
+    number.press("Enter")
+    expect(page.locator("[data-desk-message]")).to_have_text(
+        "Ese no es un número de teléfono válido."
+    )
+    expect(number).to_have_attribute("aria-invalid", "true")
+    assert _call_row(live_server, voice_desk, interaction_id).forwarded_to is None
+
+    number.fill("+52 55 8765 4321")
+    number.press("Enter")
+    forwarding = panel.get_by_test_id("call-forwarding")
+    expect(forwarding).to_have_text("Transfiriendo al +525587654321…")
+    expect(panel.get_by_test_id("call-state")).to_have_text("Transfiriéndose")
+    expect(form).to_be_hidden()
+    expect(forward).to_be_disabled()
+    expect(panel.get_by_test_id("call-consult")).to_be_disabled()
+    expect(panel.get_by_test_id("call-hold")).to_be_disabled()
+    row = _call_row(live_server, voice_desk, interaction_id)
+    assert (row.forwarded_to, row.state) == ("+525587654321", "transferring")
+    assert "call.transfer_requested" in _timeline(live_server, voice_desk, interaction_id)
+
+    assert errors == []
+
+
+def test_the_agent_consults_another_agent_and_cancels_the_consultation(
+    live_server: LiveServer,
+    voice_desk: VoiceDesk,
+    colleagues: Colleagues,
+    new_context: NewContext,
+    sign_in: SignIn,
+) -> None:
+    interaction_id = _talking_call(live_server, voice_desk, "+525533334444")
+    page, errors = _desktop(new_context, sign_in, voice_desk)
+    panel = _open_call(page, voice_desk, interaction_id)
+    consult = panel.get_by_test_id("call-consult")
+    expect(consult).to_have_text("Consultar")
+    consult.focus()
+    page.keyboard.press("Enter")
+    form = panel.get_by_test_id("call-consult-form")
+    expect(form).to_be_visible()
+    agent = form.get_by_test_id("call-consult-agent")
+    expect(agent).to_be_focused()
+    # The desktop's agent list, without the agent themself.
+    expect(agent.locator(f"option[value='{colleagues.with_phone}']")).to_contain_text(
+        WITH_PHONE.name
+    )
+    expect(agent.locator(f"option[value='{voice_desk.agent_id}']")).to_have_count(0)
+
+    # Nobody chosen: refused in the page. An agent without a phone: refused by the server.
+    form.get_by_test_id("call-consult-submit").click()
+    message = page.locator("[data-desk-message]")
+    expect(message).to_have_text("Elija un agente o escriba un número para consultar.")
+    agent.select_option(str(colleagues.without_phone))
+    form.get_by_test_id("call-consult-submit").click()
+    expect(message).to_have_text("Ese agente no tiene extensión telefónica.")
+    expect(agent).to_have_attribute("aria-invalid", "true")
+    expect(form).to_be_visible()
+    assert _call_row(live_server, voice_desk, interaction_id).consult_state is None
+
+    # Typing a number instead shows the number field.
+    form.get_by_test_id("call-consult-to-number").check()
+    expect(form.get_by_test_id("call-consult-number")).to_be_visible()
+    expect(agent).to_be_hidden()
+    form.get_by_test_id("call-consult-to-agent").check()
+
+    agent.select_option(str(colleagues.with_phone))
+    form.get_by_test_id("call-consult-submit").click()
+    box = panel.get_by_test_id("call-consult-box")
+    status = panel.get_by_test_id("call-consult-status")
+    expect(status).to_have_text(f"Llamando a {WITH_PHONE.name} para consultar…")
+    expect(form).to_be_hidden()
+    complete = panel.get_by_test_id("call-consult-complete")
+    cancel = panel.get_by_test_id("call-consult-cancel")
+    expect(complete).to_have_text("Completar transferencia")
+    expect(complete).to_be_disabled()
+    expect(cancel).to_be_enabled()
+    expect(cancel).to_be_focused()
+    expect(consult).to_be_disabled()
+    expect(panel.get_by_test_id("call-forward")).to_be_disabled()
+    row = _call_row(live_server, voice_desk, interaction_id)
+    assert (row.consult_state, row.consult_agent_id) == ("ringing", colleagues.with_phone)
+
+    async def consulted(db: Database, consult_state: str | None, change: str) -> None:
+        # What call control does as the consultation goes on: the row, then call.updated.
+        async with db.session(Scope.tenant(voice_desk.tenant_id)) as session:
+            row = await session.scalar(select(Call).where(Call.interaction_id == interaction_id))
+            assert row is not None
+            row.consult_state = consult_state
+            if consult_state is None:
+                row.consult_agent_id = None
+            row.on_hold = consult_state is not None
+            row.state = "on_hold" if consult_state is not None else "bridged"
+            await calls.publish(session, row, change)
+
+    live_server.run(lambda db: consulted(db, "talking", "consult_answered"))
+    expect(complete).to_be_enabled()
+    expect(status).to_have_text(f"Consultando con {WITH_PHONE.name}: quien llama está en espera")
+    expect(box).to_have_attribute("data-state", "talking")
+
+    with page.expect_response(lambda r: r.url.endswith("/call/consult/cancel")) as answer:
+        cancel.click()
+    assert answer.value.request.method == "POST"
+    assert answer.value.status == 200
+    assert _timeline(live_server, voice_desk, interaction_id)[-1] == "call.consult_cancel_requested"
+
+    live_server.run(lambda db: consulted(db, None, "consult_ended"))
+    expect(box).to_be_hidden()
+    expect(panel.get_by_test_id("call-state")).to_have_text("En llamada")
+    expect(consult).to_be_enabled()
     assert errors == []

@@ -8,6 +8,8 @@
 - ``sipp``: makes agent phones and callers on free ports, writing their traces into the
   test's temporary directory, and stops whatever is left after the test.
 - ``ari``: an ``AriClient`` for the test PBX, with its events collected (``AriEvents``).
+- ``centre``: a tenant with a voice queue, a number and the test PBX, with call control
+  running (``voice_real.centre``).
 
 Tests import the helpers as ``from voice_real.harness import ...``.
 """
@@ -20,8 +22,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
+from atiende.core.config import Settings
+from atiende.core.db import Database
 from atiende.voice.ari import AriClient
+from voice_real.centre import Centre, running_centre
 from voice_real.harness import (
     AriEvents,
     Asterisk,
@@ -85,3 +91,11 @@ async def ari(asterisk: Asterisk) -> AsyncIterator[AriEvents]:
         AriEvents(client) as events,
     ):
         yield events
+
+
+@pytest.fixture
+async def centre(
+    app: FastAPI, db: Database, settings: Settings, asterisk: Asterisk
+) -> AsyncIterator[Centre]:
+    async with running_centre(app, db, settings, asterisk) as made:
+        yield made

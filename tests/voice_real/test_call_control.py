@@ -3,149 +3,28 @@ call control, routed by the engine to sipp agent phones — on SQLite and Postgr
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
 
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 
-from atiende.conversations.models import Interaction, InteractionEvent, InteractionStatus
+from atiende.conversations.models import InteractionEvent, InteractionStatus
 from atiende.core.config import Settings
-from atiende.core.db import Database, Scope
+from atiende.core.db import Scope
 from atiende.identity import service as identity
 from atiende.identity.models import Role
 from atiende.routing import service as routing
-from atiende.routing.models import Agent, LicenceType, Presence, Queue, Recording
-from atiende.tenancy.models import Tenant
+from atiende.routing.models import Agent, Presence, Queue, Recording
 from atiende.voice import control
-from atiende.voice import service as voice
-from atiende.voice.ari import AriClient, AriError
-from atiende.voice.calls import CallControl, recording_name_of
-from atiende.voice.models import Call, Extension, IvrMenu, Pbx, VoiceNumber
-from atiende.voice.pbx import PhoneSecret, render
-from factories import make_tenant, make_user
-from routing_factories import make_agent, make_queue
-from voice_real.harness import ARI_PASSWORD, ARI_URL, ARI_USERNAME, Asterisk, Sipp, pbx_setup
-
-DID = "5553000"
-CUSTOMER = "+525512345678"
-T = TypeVar("T")
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], timeout: float = 15
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout}s")
-        await asyncio.sleep(0.1)
-
-
-@dataclass
-class Centre:
-    """A tenant with a voice queue, a number on it, a PBX (the test Asterisk) and call
-    control running."""
-
-    db: Database
-    tenant: Tenant
-    queue: Queue
-    control: CallControl
-    asterisk: Asterisk
-
-    async def interaction(self) -> Interaction:
-        async with self.db.session(Scope.tenant(self.tenant.id), read_only=True) as session:
-            found = await session.scalar(select(Interaction).order_by(Interaction.created_at))
-            assert found is not None
-            return found
-
-    async def calls(self) -> list[Call]:
-        async with self.db.session(Scope.tenant(self.tenant.id), read_only=True) as session:
-            return list((await session.scalars(select(Call))).all())
-
-    async def timeline(self, interaction_id: uuid.UUID) -> list[str]:
-        async with self.db.session(Scope.tenant(self.tenant.id), read_only=True) as session:
-            rows = await session.scalars(
-                select(InteractionEvent.type)
-                .where(InteractionEvent.interaction_id == interaction_id)
-                .order_by(InteractionEvent.id)
-            )
-            return list(rows.all())
-
-    async def status(self) -> InteractionStatus | None:
-        async with self.db.session(Scope.tenant(self.tenant.id), read_only=True) as session:
-            return await session.scalar(select(Interaction.status))
-
-    async def agent(self, user_id: uuid.UUID) -> Agent:
-        async with self.db.session(Scope.tenant(self.tenant.id), read_only=True) as session:
-            found = await session.get(Agent, user_id)
-            assert found is not None
-            return found
-
-    async def phone_agent(
-        self, extension: str, *queues: Queue, available: bool = True
-    ) -> tuple[uuid.UUID, PhoneSecret]:
-        user_id = await make_agent(
-            self.db, self.tenant, *queues, licence=LicenceType.voice, available=available
-        )
-        async with self.db.session(Scope.tenant(self.tenant.id)) as session:
-            session.add(
-                Extension(number=extension, user_id=user_id, created_at=self.db.clock.now())
-            )
-        return user_id, PhoneSecret(extension, f"secret-{extension}-{uuid.uuid4().hex[:6]}")
-
-    def configure(self, *phones: PhoneSecret) -> None:
-        setup = pbx_setup(tenant=self.tenant.slug, dids=(DID,), phones=phones)
-        self.asterisk.apply(render(setup))
-
-
-@pytest.fixture
-async def centre(
-    app: FastAPI, db: Database, settings: Settings, asterisk: Asterisk
-) -> AsyncIterator[Centre]:
-    tenant = await make_tenant(db, slug=f"v{uuid.uuid4().hex[:8]}")
-    queue = await make_queue(
-        db, tenant, name="Calls", channels=["voice"], offer_timeout_seconds=6, wrap_up_seconds=30
-    )
-    admin = await make_user(db, tenant)
-    async with db.session(Scope.tenant(tenant.id)) as session:
-        await voice.add_pbx(
-            session,
-            identity.actor_for(admin),
-            voice.PbxCreate(
-                name="test", ari_url=ARI_URL, ari_username=ARI_USERNAME, ari_password=ARI_PASSWORD
-            ),
-            settings=settings,
-        )
-        session.add(VoiceNumber(number=DID, queue_id=queue.id, created_at=db.clock.now()))
-    control = CallControl(db, app.state.atiende.bus, settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(control.run(stop))
-    await asyncio.wait_for(control.ready.wait(), 10)
-    try:
-        yield Centre(db, tenant, queue, control, asterisk)
-    finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 10)
-        await routing.settle()
-        async with AriClient(ARI_URL, ARI_USERNAME, ARI_PASSWORD) as client:  # leave it clean
-            for channel in await client.list_channels():
-                with contextlib.suppress(AriError):
-                    await client.hangup(channel.id)
-            for bridge in await client.list_bridges():
-                with contextlib.suppress(AriError):
-                    await client.destroy_bridge(bridge.id)
+from atiende.voice.ari import AriClient
+from atiende.voice.calls import recording_name_of
+from atiende.voice.models import Extension, IvrMenu, Pbx, VoiceNumber
+from atiende.voice.pbx import PhoneSecret
+from factories import make_user
+from routing_factories import make_queue
+from voice_real.centre import CUSTOMER, DID, Centre, eventually
+from voice_real.harness import ARI_PASSWORD, ARI_URL, ARI_USERNAME, Sipp
 
 
 async def test_a_call_is_queued_rings_the_right_agent_and_is_bridged(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import phonenumbers
 from pydantic import BaseModel
 from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -44,6 +45,7 @@ from atiende.routing.models import (
     Disposition,
     Holiday,
     LicenceType,
+    MaxWaitAction,
     Presence,
     Queue,
     QueueMember,
@@ -79,10 +81,13 @@ from atiende.routing.schemas import (
     SkillUpdate,
 )
 from atiende.tenancy.models import Tenant
+from atiende.voice import ivr
 from atiende.webchat.models import Widget
 
 AGENT_ROLES = frozenset({Role.agent, Role.supervisor})
 DEFAULT_CHAT_CAPACITY = 4
+#: National numbers (without a +country code) are read as numbers of this region.
+PHONE_REGION = "MX"
 
 
 def N_(message: str) -> str:
@@ -318,6 +323,43 @@ def _queue_values(data: QueueCreate | QueueUpdate, *, exclude_unset: bool) -> di
     return values
 
 
+def _forward_number(value: str) -> str:
+    """A forward number in E.164, as contacts store phones; anything else is refused."""
+    try:
+        parsed = phonenumbers.parse(value, PHONE_REGION)
+    except phonenumbers.NumberParseException as error:
+        raise _invalid_forward_number() from error
+    if not phonenumbers.is_valid_number(parsed):
+        raise _invalid_forward_number()
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _invalid_forward_number() -> ValidationFailed:
+    return ValidationFailed(
+        "Not a valid phone number.", code="invalid_forward_number", field="forward_number"
+    )
+
+
+def _voicemail_prompt(value: str) -> str:
+    """Media as IVR prompts have them, stored without the spaces around the commas."""
+    try:
+        return ivr.media_text(ivr.parse_media(value, field="voicemail_prompt"))
+    except ivr.IvrInvalid as error:
+        raise ValidationFailed(
+            error.message, code="voicemail_prompt_invalid", field=error.field
+        ) from error
+
+
+def _normalise_queue(values: dict[str, Any]) -> dict[str, Any]:
+    """The stored forms of the forward number (E.164) and the voicemail prompt; refuses
+    values that have none."""
+    if values.get("forward_number") is not None:
+        values["forward_number"] = _forward_number(values["forward_number"])
+    if values.get("voicemail_prompt") is not None:
+        values["voicemail_prompt"] = _voicemail_prompt(values["voicemail_prompt"])
+    return values
+
+
 async def _check_queue(
     session: AsyncSession, values: dict[str, Any], queue_id: uuid.UUID | None
 ) -> None:
@@ -350,6 +392,16 @@ async def _check_queue(
             code="closed_queue_without_transfer",
             field="closed_queue_id",
         )
+    forwards = (
+        values["closed_action"] == ClosedAction.forward
+        or values["max_wait_action"] == MaxWaitAction.forward
+    )
+    if forwards and values["forward_number"] is None:
+        raise ValidationFailed(
+            "Forwarding calls needs the number to forward them to.",
+            code="forward_number_required",
+            field="forward_number",
+        )
     for field in ("closed_queue_id", "overflow_queue_id"):
         target = values[field]
         if target is None:
@@ -381,7 +433,7 @@ async def get_queue(
 
 async def create_queue(session: AsyncSession, actor: Actor, data: QueueCreate) -> Queue:
     _require_admin(actor)
-    values = _queue_values(data, exclude_unset=False)
+    values = _normalise_queue(_queue_values(data, exclude_unset=False))
     if await _name_taken(session, Queue, data.name):
         raise _queue_taken(data.name)
     await _check_queue(session, values, None)
@@ -403,6 +455,7 @@ async def update_queue(
     merged = {field: getattr(queue, field) for field in QueueUpdate.model_fields} | patch
     if merged["closed_action"] != ClosedAction.transfer and "closed_queue_id" not in patch:
         merged["closed_queue_id"] = None
+    _normalise_queue(merged)
     changes = _changes(queue, merged)
     if "name" in changes and await _name_taken(session, Queue, changes["name"], exclude=queue.id):
         raise _queue_taken(changes["name"])

@@ -26,6 +26,19 @@ class ClosedAction(enum.StrEnum):
     auto_reply = "auto_reply"  # answer with the closed message, keep it queued for opening
     keep_queued = "keep_queued"  # say nothing, wait for opening
     transfer = "transfer"  # move to another queue
+    # Voice: the caller hears the queue's voicemail prompt and leaves a message; a chat gets
+    # the closed message and waits for opening (as auto_reply).
+    voicemail = "voicemail"
+    # Voice: the call is forwarded to the queue's forward number; a chat as auto_reply.
+    forward = "forward"
+
+
+class MaxWaitAction(enum.StrEnum):
+    """What happens to an interaction still waiting after the queue's max wait."""
+
+    overflow = "overflow"  # to the overflow queue (nothing without one)
+    voicemail = "voicemail"  # voice: leave a message (chats: overflow)
+    forward = "forward"  # voice: forwarded to the forward number (chats: overflow)
 
 
 class Recording(enum.StrEnum):
@@ -111,6 +124,17 @@ class Queue(IdMixin, TenantScoped, Base):
     overflow_queue_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("queues.id", ondelete="SET NULL")
     )
+    max_wait_action: Mapped[MaxWaitAction] = mapped_column(
+        _enum(MaxWaitAction),
+        default=MaxWaitAction.overflow,
+        server_default=MaxWaitAction.overflow.value,
+    )
+    # The number (E.164) the forward actions dial through the PBX's outbound route.
+    forward_number: Mapped[str | None] = mapped_column(String(40))
+    # What a caller hears before leaving a voicemail (media as IVR prompts; None: vm-intro).
+    voicemail_prompt: Mapped[str | None] = mapped_column(String(200))
+    # Every this many seconds a waiting caller hears their position (0: never).
+    announce_every_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
     max_queue_length: Mapped[int | None]
     wrap_up_seconds: Mapped[int] = mapped_column(default=60)
     offer_timeout_seconds: Mapped[int] = mapped_column(default=30)

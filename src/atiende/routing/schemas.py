@@ -17,7 +17,14 @@ from pydantic import (
 )
 
 from atiende.conversations.models import Channel
-from atiende.routing.models import ClosedAction, LicenceType, Presence, Recording, Strategy
+from atiende.routing.models import (
+    ClosedAction,
+    LicenceType,
+    MaxWaitAction,
+    Presence,
+    Recording,
+    Strategy,
+)
 from atiende.routing.schedule import validate_weekly
 from atiende.tenancy.schemas import TimeZone
 
@@ -42,6 +49,45 @@ def _unique_channels(channels: list[Channel]) -> list[Channel]:
 
 
 Channels = Annotated[list[Channel], Field(min_length=1), AfterValidator(_unique_channels)]
+
+#: Position announcements: never (0), or every 15 s to 1 h.
+MIN_ANNOUNCE_SECONDS = 15
+MAX_ANNOUNCE_SECONDS = 3600
+
+
+def _announce_every(value: int) -> int:
+    if 0 < value < MIN_ANNOUNCE_SECONDS:
+        raise ValueError(f"0 (never) or {MIN_ANNOUNCE_SECONDS} to {MAX_ANNOUNCE_SECONDS} seconds")
+    return value
+
+
+AnnounceEvery = Annotated[
+    int, Field(ge=0, le=MAX_ANNOUNCE_SECONDS), AfterValidator(_announce_every)
+]
+ForwardNumber = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)]
+MediaText = Annotated[str, StringConstraints(max_length=200)]
+
+_CLOSED_ACTION = (
+    "Arrivals while closed: auto_reply (the closed message, then wait for the opening), "
+    "keep_queued, transfer (to closed_queue_id), voicemail (calls leave a message; chats as "
+    "auto_reply) or forward (calls go to forward_number; chats as auto_reply)."
+)
+_MAX_WAIT_ACTION = (
+    "After max_wait_seconds: overflow (to overflow_queue_id; nothing without one), voicemail "
+    "or forward (calls only; chats then overflow when an overflow queue is set)."
+)
+_FORWARD_NUMBER = (
+    "The number the forward actions dial through the PBX's outbound route; stored in E.164 "
+    "(national numbers are read as Mexican). Needed by closed_action or max_wait_action forward."
+)
+_VOICEMAIL_PROMPT = (
+    "What a caller hears before the beep, as media separated by commas like IVR prompts "
+    '(e.g. "sound:custom/leave-message, digits:123"); null: sound:vm-intro.'
+)
+_ANNOUNCE_EVERY = (
+    "Every this many seconds a waiting caller hears their position in the queue, then music "
+    "again; 0: never, else 15 to 3600."
+)
 
 
 def _weekly(value: Any) -> dict[str, list[list[str]]]:
@@ -113,13 +159,19 @@ class _QueueFields(_Input):
     service_level_seconds: int = Field(default=20, gt=0, le=86_400)
     service_level_target: int = Field(default=80, ge=1, le=100, description="Percent.")
     schedule_id: uuid.UUID | None = Field(default=None, description="None: always open.")
-    closed_action: ClosedAction = ClosedAction.auto_reply
+    closed_action: ClosedAction = Field(default=ClosedAction.auto_reply, description=_CLOSED_ACTION)
     closed_message: str | None = Field(default=None, max_length=1000)
     closed_queue_id: uuid.UUID | None = Field(
         default=None, description="Where to send interactions when closed (closed_action transfer)."
     )
     max_wait_seconds: int | None = Field(default=None, gt=0, le=7 * 86_400)
     overflow_queue_id: uuid.UUID | None = None
+    max_wait_action: MaxWaitAction = Field(
+        default=MaxWaitAction.overflow, description=_MAX_WAIT_ACTION
+    )
+    forward_number: ForwardNumber | None = Field(default=None, description=_FORWARD_NUMBER)
+    voicemail_prompt: MediaText | None = Field(default=None, description=_VOICEMAIL_PROMPT)
+    announce_every_seconds: AnnounceEvery = Field(default=0, description=_ANNOUNCE_EVERY)
     max_queue_length: int | None = Field(default=None, gt=0, le=100_000)
     wrap_up_seconds: int = Field(default=60, ge=0, le=3600, description="0: no wrap-up time.")
     offer_timeout_seconds: int = Field(default=30, gt=0, le=600)
@@ -144,6 +196,8 @@ class QueueUpdate(_Patch):
             "max_wait_seconds",
             "overflow_queue_id",
             "max_queue_length",
+            "forward_number",
+            "voicemail_prompt",
         }
     )
 
@@ -155,11 +209,15 @@ class QueueUpdate(_Patch):
     service_level_seconds: int | None = Field(default=None, gt=0, le=86_400)
     service_level_target: int | None = Field(default=None, ge=1, le=100)
     schedule_id: uuid.UUID | None = None
-    closed_action: ClosedAction | None = None
+    closed_action: ClosedAction | None = Field(default=None, description=_CLOSED_ACTION)
     closed_message: str | None = Field(default=None, max_length=1000)
     closed_queue_id: uuid.UUID | None = None
     max_wait_seconds: int | None = Field(default=None, gt=0, le=7 * 86_400)
     overflow_queue_id: uuid.UUID | None = None
+    max_wait_action: MaxWaitAction | None = Field(default=None, description=_MAX_WAIT_ACTION)
+    forward_number: ForwardNumber | None = Field(default=None, description=_FORWARD_NUMBER)
+    voicemail_prompt: MediaText | None = Field(default=None, description=_VOICEMAIL_PROMPT)
+    announce_every_seconds: AnnounceEvery | None = Field(default=None, description=_ANNOUNCE_EVERY)
     max_queue_length: int | None = Field(default=None, gt=0, le=100_000)
     wrap_up_seconds: int | None = Field(default=None, ge=0, le=3600)
     offer_timeout_seconds: int | None = Field(default=None, gt=0, le=600)
@@ -186,6 +244,10 @@ class QueueOut(BaseModel):
     closed_queue_id: uuid.UUID | None
     max_wait_seconds: int | None
     overflow_queue_id: uuid.UUID | None
+    max_wait_action: MaxWaitAction = Field(description=_MAX_WAIT_ACTION)
+    forward_number: str | None = Field(description="E.164, e.g. +525512345678.")
+    voicemail_prompt: str | None = Field(description=_VOICEMAIL_PROMPT)
+    announce_every_seconds: int = Field(description=_ANNOUNCE_EVERY)
     max_queue_length: int | None
     wrap_up_seconds: int
     offer_timeout_seconds: int

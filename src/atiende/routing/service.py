@@ -37,6 +37,7 @@ from sqlalchemy import (
     column,
     func,
     insert,
+    or_,
     select,
     union_all,
     update,
@@ -78,6 +79,7 @@ from atiende.routing.models import (
     Disposition,
     Holiday,
     LicenceType,
+    MaxWaitAction,
     Offer,
     OfferStatus,
     Presence,
@@ -311,7 +313,15 @@ async def enqueue(
                     session, interaction, queue.closed_queue_id, reason=reason, _hops=_hops + 1
                 )
                 return
-            if queue.closed_action is ClosedAction.auto_reply and queue.closed_message:
+            unattended = _unattended_action(queue, interaction, queue.closed_action)
+            if unattended is not None:
+                await _leave_unattended(session, interaction, queue, unattended, "closed")
+                return
+            if (
+                queue.closed_action in _REPLIES_WHEN_CLOSED
+                and queue.closed_message
+                and interaction.channel is not Channel.voice  # a caller is not sent text
+            ):
                 await conversations.add_message(
                     session,
                     interaction,
@@ -348,7 +358,10 @@ async def enqueue(
     interaction.enqueued_at = instant
     interaction.first_enqueued_at = interaction.first_enqueued_at or instant
     await conversations.record(session, interaction, "queued", reason=reason, agent_id=None)
-    if queue.max_wait_seconds and queue.overflow_queue_id:
+    if queue.max_wait_seconds and (
+        queue.overflow_queue_id
+        or _unattended_action(queue, interaction, queue.max_wait_action) is not None
+    ):
         await jobs.schedule(
             session,
             MAX_WAIT_JOB,
@@ -359,6 +372,119 @@ async def enqueue(
         )
     await conversations.changed(session, interaction, "queued")
     request_routing(session)
+
+
+#: Closed-hours actions that send a chat the closed message (voicemail and forward are for
+#: calls; a chat in such a queue is answered as with auto_reply).
+_REPLIES_WHEN_CLOSED = frozenset(
+    {ClosedAction.auto_reply, ClosedAction.voicemail, ClosedAction.forward}
+)
+
+
+def _unattended_action(
+    queue: Queue, interaction: Interaction, action: ClosedAction | MaxWaitAction
+) -> str | None:
+    """``voicemail`` or ``forward`` when a call should leave ``queue`` that way (closed hours
+    or max wait), else None: chats, other actions, a forward with no number."""
+    if interaction.channel is not Channel.voice:
+        return None
+    if action in (ClosedAction.voicemail, MaxWaitAction.voicemail):
+        return "voicemail"
+    if action in (ClosedAction.forward, MaxWaitAction.forward) and queue.forward_number:
+        return "forward"
+    return None
+
+
+async def _leave_unattended(
+    session: AsyncSession, interaction: Interaction, queue: Queue, action: str, why: str
+) -> None:
+    """A call leaves the queue for voicemail or a forward (``action``), because the queue is
+    closed or the caller waited too long (``why``): the interaction is closed with that
+    reason, and the ``interaction.changed`` event (change ``voicemail`` or ``forward``) tells
+    call control to take the caller there."""
+    for offer in await _pending_offers(session, interaction.id):
+        await _close_offer(session, offer, OfferStatus.cancelled)
+    interaction.queue_id = queue.id
+    interaction.status = InteractionStatus.closed
+    interaction.agent_id = None
+    interaction.closed_at = now(session)
+    interaction.first_enqueued_at = interaction.first_enqueued_at or interaction.closed_at
+    details: dict[str, Any] = {"reason": action, "because": why, "queue_id": str(queue.id)}
+    if action == "forward":
+        details["number"] = queue.forward_number
+    await conversations.record(session, interaction, "closed", agent_id=None, **details)
+    await conversations.changed(session, interaction, action)
+
+
+async def position_in_queue(session: AsyncSession, interaction: Interaction) -> int:
+    """A waiting interaction's place in its queue (1: next), in the order rounds take them:
+    higher priority first, then the longest waiting."""
+    if interaction.queue_id is None or interaction.enqueued_at is None:
+        return 1
+    ahead = await session.scalar(
+        select(func.count())
+        .select_from(Interaction)
+        .where(
+            Interaction.queue_id == interaction.queue_id,
+            Interaction.status == InteractionStatus.queued,
+            Interaction.id != interaction.id,
+            or_(
+                Interaction.priority > interaction.priority,
+                and_(
+                    Interaction.priority == interaction.priority,
+                    Interaction.enqueued_at < interaction.enqueued_at,
+                ),
+            ),
+        )
+    )
+    return (ahead or 0) + 1
+
+
+async def hand_over(
+    session: AsyncSession,
+    interaction_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    *,
+    actor_id: uuid.UUID | None,
+) -> Interaction:
+    """An attended transfer completed: the agent consulted takes the call at once (they have
+    talked already, so no offer), if they have room for it; the transferring agent is free."""
+    tenant_id = require_tenant(session)
+    await advisory_lock(session, _lock_key(tenant_id))
+    interaction = await conversations.get_interaction(session, interaction_id)
+    if interaction.status is not InteractionStatus.assigned:
+        raise Conflict(
+            "Only an assigned interaction can be handed over.", code="interaction_not_assigned"
+        )
+    target = await session.get(Agent, agent_id)
+    if target is None:
+        raise NotFound("agent")
+    if interaction.channel.is_digital and target.licence is not LicenceType.omnichannel:
+        raise ValidationFailed(
+            "A voice-licence agent cannot take a digital interaction.", code="licence_mismatch"
+        )
+    pool = strategies.channel_class(interaction.channel.value)
+    capacity = target.voice_capacity if pool == strategies.VOICE else target.chat_capacity
+    if (await _held(session, agent_id)).get(pool, 0) >= capacity:
+        raise Conflict("That agent has no free capacity.", code="agent_at_capacity")
+    previous = interaction.agent_id
+    changes = {(agent_id, pool): 1}
+    if previous is not None:
+        changes[(previous, pool)] = changes.get((previous, pool), 0) - 1
+    await _bump(session, changes)
+    await conversations.record(
+        session,
+        interaction,
+        "transferred",
+        actor_id=actor_id,
+        to_agent_id=str(agent_id),
+        from_agent_id=str(previous) if previous else None,
+        attended=True,
+    )
+    await _assign(session, interaction, agent_id, actor_id=actor_id)
+    if previous is not None and previous != agent_id:
+        await _maybe_idle(session, previous)
+    return interaction
 
 
 async def abandon(
@@ -1518,7 +1644,13 @@ async def overflow_if_waiting(
     ):
         return False
     queue = await session.get(Queue, interaction.queue_id)
-    if queue is None or queue.overflow_queue_id is None:
+    if queue is None:
+        return False
+    unattended = _unattended_action(queue, interaction, queue.max_wait_action)
+    if unattended is not None:
+        await _leave_unattended(session, interaction, queue, unattended, "max_wait")
+        return True
+    if queue.overflow_queue_id is None:
         return False
     await conversations.record(
         session, interaction, "overflowed", reason="max_wait", from_queue_id=str(queue.id)

@@ -17,7 +17,14 @@ from atiende.core.errors import PermissionDenied
 from atiende.identity.models import Role
 from atiende.voice import control, ivr_store, numbers, phones
 from atiende.voice import service as pbxs
-from atiende.voice.control import CallOut, DtmfRequest, LiveCallOut, RecordingRequest
+from atiende.voice.control import (
+    CallOut,
+    ConsultRequest,
+    DtmfRequest,
+    ForwardRequest,
+    LiveCallOut,
+    RecordingRequest,
+)
 from atiende.voice.ivr_store import MenuCreate, MenuOut, MenuUpdate
 from atiende.voice.numbers import NumberCreate, NumberOut, NumberUpdate
 from atiende.voice.phones import ExtensionOut
@@ -422,6 +429,69 @@ async def supervise(
     return await control.supervise(
         session, principal.actor, interaction_id, body.mode, settings=settings
     )
+
+
+TRANSFER_ERRORS: dict[int | str, dict[str, Any]] = {
+    **CALL_ERRORS,
+    404: {"description": "`interaction_not_found`, `call_not_found`, `agent_not_found`"},
+    409: {
+        "description": "`call_ended`, `call_not_connected`, `consult_in_progress`, "
+        "`call_transferring`, `outbound_not_configured`, `agent_without_phone`, `no_consult`, "
+        "`consult_not_answered`, `agent_at_capacity`"
+    },
+    422: {"description": "`invalid_phone`, `consult_target`, `consult_self`"},
+}
+
+
+@router.post(
+    "/interactions/{interaction_id}/call/forward",
+    response_model=CallOut,
+    responses=TRANSFER_ERRORS,
+)
+async def forward(
+    principal: CurrentPrincipal, session: Session, interaction_id: uuid.UUID, body: ForwardRequest
+) -> CallOut:
+    """Blind transfer to an outside number through the PBX's outbound route. The agent's
+    phone is released at once; the caller goes back to the head of the queue if the number
+    does not answer. The call panel follows `call.updated` events."""
+    return await control.forward(session, principal.actor, interaction_id, body)
+
+
+@router.post(
+    "/interactions/{interaction_id}/call/consult",
+    response_model=CallOut,
+    responses=TRANSFER_ERRORS,
+)
+async def consult(
+    principal: CurrentPrincipal, session: Session, interaction_id: uuid.UUID, body: ConsultRequest
+) -> CallOut:
+    """Attended transfer: hold the caller and call another agent (`agent_id`) or an outside
+    number (`number`); then complete or cancel."""
+    return await control.consult(session, principal.actor, interaction_id, body)
+
+
+@router.post(
+    "/interactions/{interaction_id}/call/consult/complete",
+    response_model=CallOut,
+    responses=TRANSFER_ERRORS,
+)
+async def complete_consult(
+    principal: CurrentPrincipal, session: Session, interaction_id: uuid.UUID
+) -> CallOut:
+    """Hand the caller to the one consulted; the agent's phone hangs up."""
+    return await control.complete_consult(session, principal.actor, interaction_id)
+
+
+@router.post(
+    "/interactions/{interaction_id}/call/consult/cancel",
+    response_model=CallOut,
+    responses=TRANSFER_ERRORS,
+)
+async def cancel_consult(
+    principal: CurrentPrincipal, session: Session, interaction_id: uuid.UUID
+) -> CallOut:
+    """Hang up the one consulted and go back to the caller."""
+    return await control.cancel_consult(session, principal.actor, interaction_id)
 
 
 @router.post(

@@ -51,6 +51,8 @@ from atiende.core.config import Settings
 from atiende.core.db import Database, Scope
 from atiende.core.errors import AtiendeError, Conflict, NotFound
 from atiende.core.events import DomainEvent, EventEnvelope, emit
+from atiende.identity.actor import Actor
+from atiende.identity.models import Role
 from atiende.routing import service as routing
 from atiende.routing.models import Queue, Recording
 from atiende.tenancy.models import Tenant
@@ -63,6 +65,8 @@ from atiende.voice.ari_events import (
     ChannelHangupRequest,
     PlaybackFinished,
     PlaybackStarted,
+    RecordingFailed,
+    RecordingFinished,
     StasisEnd,
     StasisStart,
     channels_of,
@@ -106,6 +110,43 @@ class CallUpdated(DomainEvent):
     on_hold: bool
     muted: bool
     recording: str | None
+    forwarded_to: str | None = None
+    consult_state: str | None = None  # ringing | talking while an attended transfer goes on
+    consult_agent_id: uuid.UUID | None = None
+    consult_number: str | None = None
+
+
+class CallCommand(DomainEvent):
+    """A transfer asked for by a person (``voice.control``), for call control to carry out:
+    ``forward`` (blind, to ``number``), ``consult`` (``agent_id`` at ``extension``, or
+    ``number``), ``consult_complete``, ``consult_cancel``."""
+
+    event_type = "call.command"
+    call_id: uuid.UUID
+    interaction_id: uuid.UUID
+    command: str
+    number: str | None = None
+    agent_id: uuid.UUID | None = None
+    extension: str | None = None
+    actor_id: uuid.UUID | None = None
+
+
+async def command(
+    session: AsyncSession, call: Call, command: str, *, actor_id: uuid.UUID | None, **data: Any
+) -> None:
+    """Ask call control to carry out ``command`` on ``call`` once the unit of work commits."""
+    await emit(
+        session,
+        CallCommand(
+            call_id=call.id,
+            interaction_id=call.interaction_id,
+            command=command,
+            actor_id=actor_id,
+            **data,
+        ),
+        tenant_id=call.tenant_id,
+        audience=[],
+    )
 
 
 async def publish(session: AsyncSession, call: Call, change: str) -> None:
@@ -123,6 +164,10 @@ async def publish(session: AsyncSession, call: Call, change: str) -> None:
             on_hold=call.on_hold,
             muted=call.muted,
             recording=call.recording_state,
+            forwarded_to=call.forwarded_to,
+            consult_state=call.consult_state,
+            consult_agent_id=call.consult_agent_id,
+            consult_number=call.consult_number,
         ),
         tenant_id=call.tenant_id,
     )
@@ -156,6 +201,36 @@ OUTBOUND_ARG: Final = "@outbound"
 CUSTOMER_ARG: Final = "@customer"
 #: How long call control looks for the row of a call another node just placed.
 ROW_WAIT_SECONDS: Final = 3.0
+
+
+#: A third party joining a call (``@third,<call id>``): the outside number a call is
+#: forwarded to, or the agent or number consulted in an attended transfer.
+THIRD_ARG: Final = "@third"
+#: How long an outside number rings for a forward, and a consultation rings.
+FORWARD_RING_SECONDS: Final = 30
+#: A voicemail message: at most this long, ended by this much silence or the # key.
+VOICEMAIL_MAX_SECONDS: Final = 180
+VOICEMAIL_MAX_SILENCE_SECONDS: Final = 10
+DEFAULT_VOICEMAIL_PROMPT: Final = ("sound:vm-intro",)
+
+
+def third_channel_id(call_id: uuid.UUID, n: int) -> str:
+    return f"atiende-xfer-{call_id.hex}-{n}"
+
+
+def consult_bridge_id_of(call_id: uuid.UUID) -> str:
+    return f"atiende-consult-{call_id.hex}"
+
+
+def voicemail_name_of(call_id: uuid.UUID) -> str:
+    return f"atiende-vm-{call_id.hex}"
+
+
+def position_media(position: int) -> tuple[str, ...]:
+    """What a waiting caller hears of their place in the queue (Asterisk's queue sounds)."""
+    if position <= 1:
+        return ("sound:queue-youarenext",)
+    return ("sound:queue-thereare", f"number:{position}", "sound:queue-callswaiting")
 
 
 #: The channel id of the agent's phone ringing for a call they place: ``<prefix><call hex>``.
@@ -228,6 +303,22 @@ class _Call:
     ivr_playback: str | None = None
     # supervisors' phones on this call → (their snoop channel, their side bridge)
     supervisors: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    # a third party (forward or consultation): its channel, what for, whom, and answered
+    third: str | None = None
+    third_mode: str = ""  # forward | consult
+    third_agent: uuid.UUID | None = None
+    third_number: str | None = None
+    third_up: bool = False
+    third_count: int = 0
+    consult_bridge: str | None = None
+    released: list[str] = field(default_factory=list)  # channels let go (agents' phones)
+    # position announcements while waiting: every so many seconds (0: never)
+    announce_every: int = 0
+    announce_token: int = 0
+    announce_playback: str | None = None
+    # voicemail: "prompt" while the prompt plays, "recording", "done"
+    voicemail: str | None = None
+    voicemail_playback: str | None = None
 
 
 @dataclass
@@ -319,7 +410,10 @@ class CallControl:
         if kind == "bus":
             call = self._by_interaction.get(uuid.UUID(str(item.data["interaction_id"])))
             return None if call is None else call.customer
-        if kind == "timer" or isinstance(item, Connected | PlaybackStarted | PlaybackFinished):
+        if kind == "timer" or isinstance(
+            item,
+            Connected | PlaybackStarted | PlaybackFinished | RecordingFinished | RecordingFailed,
+        ):
             return _lane_of_other(kind, item)
         for channel_id in channels_of(item):
             if channel_id in self._lanes:
@@ -334,7 +428,7 @@ class CallControl:
         supervisor's phone joins the lane of the call it supervises."""
         if start.args[:1] == (OUTBOUND_ARG,) and len(start.args) > 2:
             return start.args[2]  # the lane of the customer's channel, about to be dialled
-        if start.args[:1] in ((SUPERVISE_ARG,), (SNOOP_ARG,)):
+        if start.args[:1] in ((SUPERVISE_ARG,), (SNOOP_ARG,), (THIRD_ARG,)):
             joined = self._by_id.get(_uuid_or_none(start.args[1] if len(start.args) > 1 else ""))
             return None if joined is None else joined.customer
         return None if legs.is_agent_leg(start.args) else start.channel.id
@@ -372,8 +466,10 @@ class CallControl:
     async def _handle(self, kind: str, key: Any, item: Any) -> None:
         if kind == "timer":
             call = self._calls.get(str(item[0]))
-            if call is not None:
-                await self._ivr_timed_out(call, int(item[1]))
+            if call is not None and item[1] == "ivr":
+                await self._ivr_timed_out(call, int(item[2]))
+            elif call is not None and item[1] == "announce":
+                await self._announce(call, int(item[2]))
             return
         if kind == "ari":
             link = self._links.get(key)
@@ -476,11 +572,10 @@ class CallControl:
         if isinstance(event, ChannelDestroyed) and event.channel.id.startswith(DIAL_PREFIX):
             await self._dial_unanswered(event, at)
             return
-        if isinstance(event, PlaybackStarted | PlaybackFinished):
-            target = event.playback.target_uri.removeprefix("channel:")
-            played = self._calls.get(target)
-            if played is not None:
-                await self._ivr_input(played, event)
+        if isinstance(
+            event, PlaybackStarted | PlaybackFinished | RecordingFinished | RecordingFailed
+        ):
+            await self._on_media(event)
             return
         if isinstance(event, ChannelDtmfReceived):
             pressed = self._calls.get(event.channel.id)
@@ -501,6 +596,22 @@ class CallControl:
             entries = [e for e in result.entries if self._calls.get(e.channel_id) is call]
             await self._after(call, entries, before)
 
+    async def _on_media(
+        self, event: PlaybackStarted | PlaybackFinished | RecordingFinished | RecordingFailed
+    ) -> None:
+        """Prompts call control played (IVR, announcements, voicemail) and the voicemail
+        recording, on a caller's channel."""
+        if isinstance(event, PlaybackStarted | PlaybackFinished):
+            played = self._calls.get(event.playback.target_uri.removeprefix("channel:"))
+            if played is not None:
+                await self._ivr_input(played, event)
+                if isinstance(event, PlaybackFinished):
+                    await self._played(played, event.playback.id)
+            return
+        recorded = self._calls.get(event.recording.target_uri.removeprefix("channel:"))
+        if recorded is not None and event.recording.name == voicemail_name_of(recorded.id):
+            await self._voicemail_recorded(recorded, isinstance(event, RecordingFinished))
+
     async def _started(self, link: _Link, event: StasisStart, at: datetime) -> bool:
         """A channel entered the application; True when its legs should see the event."""
         kind = event.args[0] if event.args else ""
@@ -513,6 +624,8 @@ class CallControl:
         elif kind == CUSTOMER_ARG:
             await self._customer_answered(event, at)
             return True
+        elif kind == THIRD_ARG:
+            return await self._third_answered(link, event, at)
         elif not legs.is_agent_leg(event.args):
             if event.channel.id not in self._legs:
                 await self._arrival(link, event, at)
@@ -559,6 +672,7 @@ class CallControl:
                 call.interaction_id = interaction.id
                 queue = await session.get(Queue, target.queue_id)
                 call.recording = queue.recording if queue is not None else Recording.never
+                call.announce_every = queue.announce_every_seconds if queue is not None else 0
                 row = Call(
                     id=call_id,
                     interaction_id=interaction.id,
@@ -597,6 +711,7 @@ class CallControl:
         self._by_id[call.id] = call
         if menu is None:
             self._enqueued_at[call.interaction_id] = time.monotonic()
+            self._announce_later(call)
         else:
             call.menus = menus
             await self._ivr(call, menu)
@@ -639,14 +754,18 @@ class CallControl:
         self._ivr_timer(call)
 
     def _ivr_timer(self, call: _Call) -> None:
-        if call.ivr_wait is None:
-            return
-        token, lane = call.ivr_token, call.customer
+        if call.ivr_wait is not None:
+            self._timer(call, "ivr", call.ivr_token, call.ivr_wait)
+
+    def _timer(self, call: _Call, kind: str, token: int, seconds: float) -> None:
+        """In ``seconds``, a ``("timer", None, (lane, kind, token))`` input in the call's
+        lane; its handler ignores it when the token moved on meanwhile."""
+        lane = call.customer
 
         def fire() -> None:
-            self._inbox.put_nowait(("timer", None, (lane, token), time.monotonic()))
+            self._inbox.put_nowait(("timer", None, (lane, kind, token), time.monotonic()))
 
-        asyncio.get_running_loop().call_later(call.ivr_wait, fire)
+        asyncio.get_running_loop().call_later(seconds, fire)
 
     async def _stop_prompt(self, call: _Call) -> None:
         if call.ivr_playback is not None:
@@ -680,6 +799,7 @@ class CallControl:
                 return
             queue = await session.get(Queue, end.queue_id)
             call.recording = queue.recording if queue is not None else Recording.never
+            call.announce_every = queue.announce_every_seconds if queue is not None else 0
             await record_entries(session, interaction, call.pending)
             call.pending.clear()
             await conversations.record(
@@ -693,6 +813,7 @@ class CallControl:
             )
             await routing.enqueue(session, interaction, end.queue_id)
         self._enqueued_at[call.interaction_id] = time.monotonic()
+        self._announce_later(call)
 
     async def _number(
         self, tenant_id: uuid.UUID | None, number: str
@@ -739,6 +860,7 @@ class CallControl:
         for other in list(call.ringing):  # ring-all: the others stop ringing
             with contextlib.suppress(AriError):
                 await client.hangup(other, reason="answered_elsewhere")
+        await self._stop_announcing(call)
         bridge_id = call.bridge_id or bridge_id_of(call.id)
         try:
             if call.bridge_id is None:
@@ -1010,20 +1132,17 @@ class CallControl:
         customer = self._legs.get(call.customer)
         client = self.client_for(call)
         declined = self._phones_done(call, before)
-        agent_gone = call.agent_channel is not None and self._ended(call.agent_channel)
         customer_gone = customer is None or customer.is_ended
+        await self._third_after(call, customer_gone=customer_gone)
+        agent_gone = call.agent_channel is not None and self._ended(call.agent_channel)
         newly_ended = False
         if customer_gone and not call.ended:
             call.ended = newly_ended = True
-            for other in [*call.ringing, call.agent_channel]:
-                if other is not None and not self._ended(other):
-                    with contextlib.suppress(AriError):
-                        await client.hangup(other)
+            await self._hang_up(call, [*call.ringing, call.agent_channel, call.third])
         elif agent_gone and not call.ended:
             # the agent hung up: the call is over for the caller too
             call.ended = newly_ended = True
-            with contextlib.suppress(AriError):
-                await client.hangup(call.customer)
+            await self._hang_up(call, [call.customer, call.third])
         if declined or newly_ended or any(_urgent(e) for e in entries):
             await self._write(call, entries, declined, ended=newly_ended)
         else:  # minor steps (a phone ringing, a channel answering) go with the next write
@@ -1033,10 +1152,36 @@ class CallControl:
         if call.ended and customer_gone and self._all_ended(call):
             if call.pending:  # the last steps (the agent's phone hung up, …)
                 await self._write(call, [], [], ended=False)
-            if call.bridge_id is not None:
-                with contextlib.suppress(AriError):
-                    await client.destroy_bridge(call.bridge_id)
+            for bridge in (call.bridge_id, call.consult_bridge):
+                if bridge is not None:
+                    with contextlib.suppress(AriError):
+                        await client.destroy_bridge(bridge)
             self._forget(call)
+
+    async def _hang_up(self, call: _Call, channels: Sequence[str | None]) -> None:
+        for channel_id in channels:
+            if channel_id is not None and not self._ended(channel_id):
+                with contextlib.suppress(AriError):
+                    await self.client_for(call).hangup(channel_id)
+
+    async def _third_after(self, call: _Call, *, customer_gone: bool) -> None:
+        """A third party's channel ending, the agent hanging up while talking to the one
+        consulted (the transfer completes, as on a desk phone), a caller hanging up while
+        leaving a voicemail (that ends the message)."""
+        if customer_gone:
+            if call.voicemail == "recording":
+                await self._voicemail_recorded(call, True)
+            return
+        if call.third is not None and self._ended(call.third):
+            await self._third_gone(call)
+        agent = call.agent_channel
+        if (
+            agent is not None
+            and self._ended(agent)
+            and call.third_mode == "consult"
+            and call.third_up
+        ):
+            await self._complete_consult(call)
 
     def _phones_done(
         self, call: _Call, before: Mapping[str, legs.Leg]
@@ -1091,7 +1236,9 @@ class CallControl:
             change = entry.kind.value
             if entry.kind is legs.EntryKind.ended and entry.role is legs.LegRole.customer:
                 row.ended_at = entry.at
-                row.end_cause = str(entry.data.get("cause"))
+                row.end_cause = (
+                    "voicemail" if call.voicemail == "done" else str(entry.data.get("cause"))
+                )
                 row.on_hold = False
                 if row.recording_state in ("recording", "paused"):
                     row.recording_state = "done"
@@ -1109,8 +1256,9 @@ class CallControl:
 
     def _all_ended(self, call: _Call) -> bool:
         channels = [call.customer, *call.ringing]
-        if call.agent_channel is not None:
-            channels.append(call.agent_channel)
+        for other in (call.agent_channel, call.third):
+            if other is not None:
+                channels.append(other)
         return all(self._ended(c) for c in channels)
 
     def _apply_command(self, channel_id: str, command: legs.Command) -> None:
@@ -1129,10 +1277,13 @@ class CallControl:
         call.pending.extend(step.entries)
 
     def _forget(self, call: _Call) -> None:
-        for channel_id in [call.customer, *call.ringing, call.agent_channel]:
+        for channel_id in [call.customer, *call.ringing, call.agent_channel, call.third]:
             if channel_id is not None:
                 self._calls.pop(channel_id, None)
                 self._legs.pop(channel_id, None)
+        for channel_id in call.released:
+            self._calls.pop(channel_id, None)
+            self._legs.pop(channel_id, None)
         self._by_interaction.pop(call.interaction_id, None)
         self._by_id.pop(call.id, None)
         self._enqueued_at.pop(call.interaction_id, None)
@@ -1159,6 +1310,8 @@ class CallControl:
                     await self.client_for(call).hangup(channel_id, reason="no_answer")
         elif envelope.type == "interaction.changed":
             await self._follow(call, data)
+        elif envelope.type == "call.command":
+            await self._command(call, data)
         elif envelope.type == "call.updated":
             change = data.get("change")
             if change == "held":
@@ -1212,6 +1365,17 @@ class CallControl:
         """The interaction moved on the engine's side; the PBX follows."""
         status = data.get("status")
         client = self.client_for(call)
+        change = data.get("change")
+        if change == "voicemail":
+            await self._voicemail(call)
+            return
+        if change == "forward":
+            await self._forward_unattended(call)
+            return
+        if call.third_mode == "forward" or call.voicemail is not None:
+            return  # the caller talks to an outside number, or leaves a message: not ours
+        if status == "queued" and change == "queued" and call.agent_channel is None:
+            self._announce_later(call)
         if status in ("queued", "offered") and call.agent_channel is not None:
             # transferred: the agent's phone drops, the caller waits with music again
             agent_channel, call.agent_channel = call.agent_channel, None
@@ -1227,12 +1391,595 @@ class CallControl:
             with contextlib.suppress(AriError):
                 await client.start_moh(call.customer)
             self._enqueued_at[call.interaction_id] = time.monotonic()
+            self._announce_later(call)
         elif status in ("wrap_up", "closed", "abandoned") and not call.ended:
             call.ended = True
             for channel_id in [call.customer, *call.ringing, call.agent_channel]:
                 if channel_id is not None and not self._ended(channel_id):
                     with contextlib.suppress(AriError):
                         await client.hangup(channel_id)
+
+    # -- transfers: a third party (forward, consultation) ------------------------------------
+
+    async def _command(self, call: _Call, data: Mapping[str, Any]) -> None:
+        """A transfer a person asked for (``voice.control``, ``CallCommand``)."""
+        command = data.get("command")
+        agent = data.get("agent_id")
+        agent_id = uuid.UUID(str(agent)) if agent else None
+        number = data.get("number")
+        if command == "forward" and number:
+            await self._forward(call, str(number))
+        elif command == "consult":
+            await self._consult(call, agent_id, data.get("extension"), number)
+        elif command == "consult_complete" and call.third_mode == "consult" and call.third_up:
+            await self._complete_consult(call)
+        elif command == "consult_cancel" and call.third_mode == "consult" and call.third:
+            third, call.third = call.third, None
+            call.released.append(third)
+            with contextlib.suppress(AriError):
+                await self.client_for(call).hangup(third)
+            await self._consult_back(call, "cancelled")
+
+    async def _outbound(self, call: _Call) -> Pbx | None:
+        """The call's PBX, when it has an outbound route."""
+        async with self.db.session(Scope.tenant(call.tenant_id), read_only=True) as session:
+            row = await session.get(Call, call.id)
+            pbx = None if row is None else await session.get(Pbx, row.pbx_id)
+        return pbx if pbx is not None and pbx.outbound_dial else None
+
+    def _new_third(
+        self, call: _Call, mode: str, agent_id: uuid.UUID | None, number: str | None
+    ) -> str:
+        call.third_count += 1
+        channel_id = third_channel_id(call.id, call.third_count)
+        call.third, call.third_mode, call.third_up = channel_id, mode, False
+        call.third_agent, call.third_number = agent_id, number
+        self._calls[channel_id] = call
+        self._legs[channel_id] = legs.Leg(
+            channel_id=channel_id,
+            role=legs.LegRole.agent,
+            state=legs.LegState.offering,
+            started_at=self.db.clock.now(),
+            since=self.db.clock.now(),
+            args=(THIRD_ARG,),
+            agent_id=agent_id,
+        )
+        return channel_id
+
+    async def _dial_third(
+        self, call: _Call, channel_id: str, endpoint: str, caller_id: str | None
+    ) -> bool:
+        try:
+            await self.client_for(call).originate(
+                endpoint,
+                app_args=(THIRD_ARG, str(call.id)),
+                caller_id=caller_id,
+                ring_seconds=FORWARD_RING_SECONDS,
+                channel_id=channel_id,
+            )
+        except AriError as error:
+            log.info("dialling %s for call %s failed: %s", endpoint, call.id, error)
+            step = legs.vanish(self._legs[channel_id], self.db.clock.now())
+            self._legs[channel_id] = step.leg
+            return False
+        return True
+
+    async def _release_agent(self, call: _Call) -> None:
+        """The agent's phone leaves the call (a blind or completed transfer): it hangs up
+        without ending the call."""
+        agent_channel, call.agent_channel = call.agent_channel, None
+        if agent_channel is None:
+            return
+        call.released.append(agent_channel)
+        client = self.client_for(call)
+        for bridge in (call.bridge_id, call.consult_bridge):
+            if bridge is not None:
+                with contextlib.suppress(AriError):
+                    await client.remove_channel(bridge, agent_channel)
+        with contextlib.suppress(AriError):
+            await client.hangup(agent_channel)
+
+    async def _forward(self, call: _Call, number: str) -> None:
+        """Blind transfer: the agent's phone is let go and the caller waits with music while
+        the outside number rings (``_third_answered``, ``_third_gone``)."""
+        if call.ended or call.third is not None or call.agent_channel is None:
+            return
+        pbx = await self._outbound(call)
+        self._apply_command(call.customer, legs.Transfer())
+        await self._release_agent(call)
+        with contextlib.suppress(AriError):
+            await self.client_for(call).start_moh(call.customer)
+        channel_id = self._new_third(call, "forward", None, number)
+        dialled = pbx is not None and await self._dial_third(
+            call,
+            channel_id,
+            (pbx.outbound_dial or "").replace("{number}", number.lstrip("+")),
+            pbx.outbound_caller_id,
+        )
+        if not dialled:
+            await self._third_gone(call)
+
+    async def _forward_unattended(self, call: _Call) -> None:
+        """The queue sent the caller to its forward number (closed hours, max wait)."""
+        async with self.db.session(Scope.tenant(call.tenant_id), read_only=True) as session:
+            interaction = await session.get(Interaction, call.interaction_id)
+            queue = (
+                None
+                if interaction is None or interaction.queue_id is None
+                else await session.get(Queue, interaction.queue_id)
+            )
+        number = queue.forward_number if queue is not None else None
+        await self._stop_announcing(call)
+        pbx = await self._outbound(call)
+        if number is None or pbx is None or call.ended:
+            log.warning("call %s cannot be forwarded (no number or outbound route)", call.id)
+            with contextlib.suppress(AriError):
+                await self.client_for(call).hangup(call.customer)
+            return
+        channel_id = self._new_third(call, "forward", None, number)
+        dialled = await self._dial_third(
+            call,
+            channel_id,
+            (pbx.outbound_dial or "").replace("{number}", number.lstrip("+")),
+            pbx.outbound_caller_id,
+        )
+        if not dialled:
+            await self._third_gone(call)
+
+    async def _consult(
+        self,
+        call: _Call,
+        agent_id: uuid.UUID | None,
+        extension: Any,
+        number: Any,
+    ) -> None:
+        """Attended transfer: the caller on hold alone in the call's bridge, the agent in a
+        consultation bridge where the one consulted is rung to."""
+        if call.ended or call.third is not None or call.agent_channel is None:
+            await self._consult_refused(call, "busy")
+            return
+        if call.bridge_id is None:
+            await self._consult_refused(call, "not_connected")
+            return
+        client = self.client_for(call)
+        if agent_id is not None and extension:
+            endpoint, caller_id = f"PJSIP/{extension}", call.caller_number
+        else:
+            pbx = await self._outbound(call)
+            if pbx is None or not number:
+                await self._consult_refused(call, "no_outbound_route")
+                return
+            endpoint = (pbx.outbound_dial or "").replace("{number}", str(number).lstrip("+"))
+            caller_id = pbx.outbound_caller_id
+        bridge = consult_bridge_id_of(call.id)
+        try:
+            await client.hold(call.customer)
+            await client.mute(call.customer, "in")
+            await client.start_moh(call.customer)
+            await client.create_bridge(bridge_type="mixing", bridge_id=bridge)
+            call.consult_bridge = bridge
+            await client.remove_channel(call.bridge_id, call.agent_channel)
+            await client.add_channel(bridge, call.agent_channel)
+        except AriError as error:
+            log.warning("starting a consultation on call %s failed: %s", call.id, error)
+            await self._consult_back(call, "failed")
+            return
+        self._apply_command(call.customer, legs.Hold())
+        channel_id = self._new_third(call, "consult", agent_id, str(number) if number else None)
+        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+            row = await session.get(Call, call.id)
+            interaction = await session.get(Interaction, call.interaction_id)
+            if row is not None and interaction is not None:
+                await record_entries(session, interaction, call.pending)
+                call.pending.clear()
+                row.on_hold = True
+                row.state = legs.LegState.on_hold.value
+                await publish(session, row, "held")
+        if not await self._dial_third(call, channel_id, endpoint, caller_id):
+            await self._third_gone(call)
+
+    async def _consult_refused(self, call: _Call, reason: str) -> None:
+        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+            row = await session.get(Call, call.id)
+            interaction = await session.get(Interaction, call.interaction_id)
+            if row is None or interaction is None:
+                return
+            row.consult_agent_id = row.consult_number = row.consult_state = None
+            await conversations.record(
+                session, interaction, "call.consult_ended", role="agent", reason=reason
+            )
+            await publish(session, row, "consult_ended")
+
+    async def _third_answered(self, link: _Link, event: StasisStart, at: datetime) -> bool:
+        """The outside number or the one consulted answered: into the call (a forward) or
+        into the consultation bridge with the agent."""
+        channel_id = event.channel.id
+        call = self._calls.get(channel_id)
+        client = link.client
+        if call is None or call.third != channel_id or call.ended:
+            with contextlib.suppress(AriError):
+                await client.hangup(channel_id)
+            return False
+        call.third_up = True
+        if call.third_mode == "consult":
+            try:
+                await client.add_channel(call.consult_bridge or "", channel_id)
+            except AriError as error:
+                log.warning("joining the consultation of call %s failed: %s", call.id, error)
+            async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+                row = await session.get(Call, call.id)
+                interaction = await session.get(Interaction, call.interaction_id)
+                if row is not None and interaction is not None:
+                    row.consult_state = "talking"
+                    await conversations.record(
+                        session, interaction, "call.consult_answered", role="agent"
+                    )
+                    await publish(session, row, "consult_answered")
+            return True
+        await self._join_outside(call, channel_id, at)
+        return True
+
+    async def _join_outside(self, call: _Call, channel_id: str, at: datetime) -> None:
+        """The outside number talks to the caller in the call's bridge; the interaction is
+        over for the agent (wrap-up), or was already (a queue's forward)."""
+        client = self.client_for(call)
+        try:
+            if call.bridge_id is None:
+                bridge = bridge_id_of(call.id)
+                await client.create_bridge(bridge_type="mixing", bridge_id=bridge)
+                call.bridge_id = bridge
+                with contextlib.suppress(AriError):
+                    await client.stop_moh(call.customer)
+                await client.add_channel(bridge, call.customer, channel_id)
+            else:
+                with contextlib.suppress(AriError):
+                    await client.stop_moh(call.customer)
+                await client.add_channel(call.bridge_id, channel_id)
+        except AriError as error:
+            log.warning("bridging the forward of call %s failed: %s", call.id, error)
+        self._apply_command(call.customer, legs.Transfer())  # a queue's forward: from queued
+        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+            row = await session.get(Call, call.id)
+            interaction = await session.get(Interaction, call.interaction_id)
+            if row is None or interaction is None:
+                return
+            await record_entries(session, interaction, call.pending)
+            call.pending.clear()
+            await conversations.record(
+                session,
+                interaction,
+                "call.transferred",
+                role="customer",
+                channel_id=call.customer,
+                number=call.third_number,
+                agent_id=row.agent_id,
+            )
+            row.forwarded_to = call.third_number
+            row.agent_channel_id = None
+            row.bridge_id = call.bridge_id
+            row.state = legs.LegState.bridged.value
+            row.on_hold = False
+            row.consult_agent_id = row.consult_number = row.consult_state = None
+            row.connected_at = row.connected_at or at
+            await routing.conversation_ended(session, interaction.id)
+            await publish(session, row, "transferred")
+
+    async def _third_gone(self, call: _Call) -> None:
+        """The third party's channel ended: a forward that was not answered sends the caller
+        back to the queue; one that was ends the call; a consultation goes back to the
+        caller."""
+        third, up, mode = call.third, call.third_up, call.third_mode
+        if third is None:
+            return
+        call.third, call.third_up = None, False
+        call.released.append(third)
+        leg = self._legs.get(third)
+        cause = leg.cause.value if leg is not None and leg.cause else "failed"
+        client = self.client_for(call)
+        if mode == "consult":
+            await self._consult_back(call, "hangup" if up else cause)
+        elif up:  # the outside party hung up: the caller's call is over
+            with contextlib.suppress(AriError):
+                await client.hangup(call.customer)
+        else:
+            await self._forward_failed(call, cause)
+
+    async def _forward_failed(self, call: _Call, cause: str) -> None:
+        """The outside number did not answer: a transferred caller goes back to the head of
+        the queue; one the queue forwarded (closed, max wait) hears that and is hung up."""
+        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+            row = await session.get(Call, call.id)
+            interaction = await session.get(Interaction, call.interaction_id)
+            if row is None or interaction is None:
+                return
+            await conversations.record(
+                session,
+                interaction,
+                "call.transfer_failed",
+                role="customer",
+                channel_id=call.customer,
+                number=call.third_number,
+                cause=cause,
+            )
+            row.forwarded_to = None
+            queue_id = interaction.queue_id
+            requeue = (
+                interaction.status is InteractionStatus.assigned
+                and interaction.agent_id is not None
+                and interaction.queue_id is not None
+            )
+            if requeue:
+                assert interaction.agent_id is not None
+                assert interaction.queue_id is not None
+                agent = Actor(
+                    user_id=interaction.agent_id,
+                    email=None,
+                    role=Role.agent,
+                    tenant_id=call.tenant_id,
+                )
+                row.agent_channel_id = None
+                row.state = legs.LegState.queued.value
+                await routing.transfer(
+                    session, agent, interaction.id, queue_id=interaction.queue_id
+                )
+            await publish(session, row, "transfer_failed")
+        if requeue and queue_id is not None:
+            self._apply_command(call.customer, legs.Enqueue(queue_id))
+            self._enqueued_at[call.interaction_id] = time.monotonic()
+            self._announce_later(call)
+        else:
+            with contextlib.suppress(AriError):
+                await self.client_for(call).hangup(call.customer)
+
+    async def _complete_consult(self, call: _Call) -> None:
+        """The agent hands the caller to the one consulted: an agent takes the interaction
+        (``routing.hand_over``) and talks in the call's bridge; an outside number talks to
+        the caller while the agent's wrap-up starts."""
+        third = call.third
+        if third is None or not call.third_up or call.bridge_id is None:
+            return
+        client = self.client_for(call)
+        if call.third_agent is None:  # an outside number: as a forward it answered
+            call.third_mode = "forward"
+            await self._release_agent(call)
+            await self._unhold(call)
+            await self._drop_consult_bridge(call)
+            await self._join_outside(call, third, self.db.clock.now())
+            return
+        try:
+            async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+                await routing.hand_over(
+                    session, call.interaction_id, call.third_agent, actor_id=None
+                )
+        except (Conflict, NotFound) as error:
+            log.info("completing the consultation of call %s failed: %s", call.id, error)
+            await self._consult_refused_keep(call, str(error))
+            return
+        new_agent = third
+        call.third = None
+        call.third_mode = ""
+        await self._release_agent(call)
+        call.agent_channel = new_agent
+        with contextlib.suppress(AriError):
+            await client.remove_channel(call.consult_bridge or "", new_agent)
+        with contextlib.suppress(AriError):
+            await client.add_channel(call.bridge_id, new_agent)
+        await self._unhold(call)
+        await self._drop_consult_bridge(call)
+        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+            row = await session.get(Call, call.id)
+            interaction = await session.get(Interaction, call.interaction_id)
+            if row is None or interaction is None:
+                return
+            await record_entries(session, interaction, call.pending)
+            call.pending.clear()
+            await conversations.record(
+                session,
+                interaction,
+                "call.transferred",
+                role="customer",
+                channel_id=call.customer,
+                agent_id=call.third_agent,
+                attended=True,
+            )
+            row.agent_channel_id = new_agent
+            row.agent_id = call.third_agent
+            row.on_hold = False
+            row.state = legs.LegState.bridged.value
+            row.consult_agent_id = row.consult_number = row.consult_state = None
+            await publish(session, row, "transferred")
+
+    async def _consult_refused_keep(self, call: _Call, reason: str) -> None:
+        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+            row = await session.get(Call, call.id)
+            interaction = await session.get(Interaction, call.interaction_id)
+            if row is None or interaction is None:
+                return
+            await conversations.record(
+                session, interaction, "call.consult_complete_failed", role="agent", reason=reason
+            )
+            await publish(session, row, "consult_complete_failed")
+
+    async def _unhold(self, call: _Call) -> None:
+        client = self.client_for(call)
+        for step in (client.stop_moh, client.unhold):
+            with contextlib.suppress(AriError):
+                await step(call.customer)
+        with contextlib.suppress(AriError):
+            await client.unmute(call.customer, "in")
+        self._apply_command(call.customer, legs.Unhold())
+
+    async def _drop_consult_bridge(self, call: _Call) -> None:
+        bridge, call.consult_bridge = call.consult_bridge, None
+        if bridge is not None:
+            with contextlib.suppress(AriError):
+                await self.client_for(call).destroy_bridge(bridge)
+
+    async def _consult_back(self, call: _Call, reason: str) -> None:
+        """The consultation is over without a transfer: the agent is back with the caller."""
+        client = self.client_for(call)
+        agent = call.agent_channel
+        if agent is not None and not self._ended(agent):
+            with contextlib.suppress(AriError):
+                await client.remove_channel(call.consult_bridge or "", agent)
+            with contextlib.suppress(AriError):
+                await client.add_channel(call.bridge_id or "", agent)
+        call.third_mode = ""
+        call.third_agent = call.third_number = None
+        await self._drop_consult_bridge(call)
+        await self._unhold(call)
+        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+            row = await session.get(Call, call.id)
+            interaction = await session.get(Interaction, call.interaction_id)
+            if row is None or interaction is None:
+                return
+            await record_entries(session, interaction, call.pending)
+            call.pending.clear()
+            await conversations.record(
+                session, interaction, "call.consult_ended", role="agent", reason=reason
+            )
+            row.consult_agent_id = row.consult_number = row.consult_state = None
+            row.on_hold = False
+            if row.state == legs.LegState.on_hold.value:
+                row.state = legs.LegState.bridged.value
+            await publish(session, row, "consult_ended")
+
+    # -- waiting: position announcements -----------------------------------------------------
+
+    def _announce_later(self, call: _Call) -> None:
+        if call.announce_every > 0 and not call.ended:
+            call.announce_token += 1
+            self._timer(call, "announce", call.announce_token, call.announce_every)
+
+    async def _announce(self, call: _Call, token: int) -> None:
+        """Tell a waiting caller their place in the queue, then music again."""
+        if token != call.announce_token or call.ended or call.menu_state is not None:
+            return
+        if call.voicemail is not None or call.third is not None:
+            return
+        if call.agent_channel is not None:
+            return
+        if call.ringing:
+            self._announce_later(call)  # a phone rings: maybe not for long
+            return
+        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+            interaction = await session.get(Interaction, call.interaction_id)
+            if interaction is None or interaction.status is not InteractionStatus.queued:
+                return
+            position = await routing.position_in_queue(session, interaction)
+            await conversations.record(
+                session,
+                interaction,
+                "call.announced",
+                role="customer",
+                channel_id=call.customer,
+                position=position,
+            )
+        client = self.client_for(call)
+        playback = f"atiende-ann-{call.id.hex}-{token}"
+        try:
+            await client.stop_moh(call.customer)
+            await client.play(call.customer, position_media(position), playback_id=playback)
+            call.announce_playback = playback
+        except AriError as error:
+            log.info("announcing to call %s failed: %s", call.id, error)
+            with contextlib.suppress(AriError):
+                await client.start_moh(call.customer)
+            self._announce_later(call)
+
+    async def _stop_announcing(self, call: _Call) -> None:
+        call.announce_token += 1
+        playback, call.announce_playback = call.announce_playback, None
+        if playback is not None:
+            with contextlib.suppress(AriError):
+                await self.client_for(call).stop_playback(playback)
+
+    async def _played(self, call: _Call, playback_id: str) -> None:
+        """A prompt of call control finished: music again after an announcement; the
+        recording after the voicemail prompt."""
+        client = self.client_for(call)
+        if playback_id == call.announce_playback:
+            call.announce_playback = None
+            if call.agent_channel is None and call.third is None and not call.ended:
+                with contextlib.suppress(AriError):
+                    await client.start_moh(call.customer)
+                self._announce_later(call)
+        elif playback_id == call.voicemail_playback:
+            call.voicemail_playback = None
+            try:
+                await client.record(
+                    call.customer,
+                    voicemail_name_of(call.id),
+                    max_duration_seconds=VOICEMAIL_MAX_SECONDS,
+                    max_silence_seconds=VOICEMAIL_MAX_SILENCE_SECONDS,
+                    if_exists="overwrite",
+                    beep=True,
+                    terminate_on="#",
+                )
+                call.voicemail = "recording"
+            except AriError as error:
+                log.warning("recording the voicemail of call %s failed: %s", call.id, error)
+                with contextlib.suppress(AriError):
+                    await client.hangup(call.customer)
+
+    # -- voicemail ----------------------------------------------------------------------------
+
+    async def _voicemail(self, call: _Call) -> None:
+        """The queue sends the caller to voicemail (closed hours, max wait): its prompt, a
+        beep, and the message recorded on the caller's channel (``_played``)."""
+        if call.voicemail is not None or call.ended:
+            return
+        await self._stop_announcing(call)
+        async with self.db.session(Scope.tenant(call.tenant_id), read_only=True) as session:
+            interaction = await session.get(Interaction, call.interaction_id)
+            queue = (
+                None
+                if interaction is None or interaction.queue_id is None
+                else await session.get(Queue, interaction.queue_id)
+            )
+        prompt: tuple[str, ...] = DEFAULT_VOICEMAIL_PROMPT
+        if queue is not None and queue.voicemail_prompt:
+            with contextlib.suppress(ivr.IvrInvalid):
+                prompt = ivr.parse_media(queue.voicemail_prompt, field="voicemail_prompt")
+        client = self.client_for(call)
+        call.voicemail = "prompt"
+        playback = f"atiende-vmp-{call.id.hex}"
+        try:
+            with contextlib.suppress(AriError):
+                await client.stop_moh(call.customer)
+            await client.play(call.customer, prompt, playback_id=playback)
+            call.voicemail_playback = playback
+        except AriError as error:
+            log.warning("the voicemail prompt of call %s failed: %s", call.id, error)
+            await self._played(call, playback)
+
+    async def _voicemail_recorded(self, call: _Call, finished: bool) -> None:
+        """The message is recorded (the caller pressed #, was silent, hung up): kept with
+        the call, playable in the interaction like a call recording."""
+        if call.voicemail != "recording":
+            return
+        call.voicemail = "done" if finished else "failed"
+        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+            row = await session.get(Call, call.id)
+            interaction = await session.get(Interaction, call.interaction_id)
+            if row is None or interaction is None:
+                return
+            if finished:
+                row.recording_name = voicemail_name_of(call.id)
+                row.recording_state = "done"
+            await conversations.record(
+                session,
+                interaction,
+                "call.voicemail",
+                role="customer",
+                channel_id=call.customer,
+                recording=voicemail_name_of(call.id) if finished else None,
+                failed=not finished,
+            )
+            await publish(session, row, "voicemail")
+        if not self._ended(call.customer):
+            with contextlib.suppress(AriError):
+                await self.client_for(call).hangup(call.customer)
 
     # -- reconnects and restarts ------------------------------------------------------------
 
@@ -1341,7 +2088,7 @@ def _urgent(entry: legs.TimelineEntry) -> bool:
 
 
 _WATCHED: Final = frozenset(
-    {"offer.created", "offer.closed", "interaction.changed", "call.updated"}
+    {"offer.created", "offer.closed", "interaction.changed", "call.updated", "call.command"}
 )
 
 
@@ -1368,6 +2115,9 @@ def _lane_of_other(kind: str, item: Any) -> str | None:
         return str(item[0])
     if isinstance(item, PlaybackStarted | PlaybackFinished):
         target = item.playback.target_uri
+        return target.removeprefix("channel:") if target.startswith("channel:") else None
+    if isinstance(item, RecordingFinished | RecordingFailed):
+        target = item.recording.target_uri
         return target.removeprefix("channel:") if target.startswith("channel:") else None
     return None
 

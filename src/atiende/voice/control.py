@@ -32,11 +32,17 @@ from atiende.conversations import service as conversations
 from atiende.conversations.models import Channel, Interaction
 from atiende.core.config import Settings
 from atiende.core.db import database_of, require_tenant, session_scope
-from atiende.core.errors import AtiendeError, Conflict, NotFound, PermissionDenied
+from atiende.core.errors import (
+    AtiendeError,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from atiende.identity.actor import Actor
 from atiende.identity.models import Role
 from atiende.routing import service as routing
-from atiende.routing.models import Offer, OfferStatus, Queue, Recording
+from atiende.routing.models import Agent, Offer, OfferStatus, Queue, Recording
 from atiende.voice import calls
 from atiende.voice import service as voice_service
 from atiende.voice.ari import AriAuthFailed, AriClient, AriRequestFailed, AriUnavailable
@@ -62,6 +68,12 @@ class PbxUnavailable(AtiendeError):
 # --- what the API shows --------------------------------------------------------------------
 
 
+class ConsultOut(BaseModel):
+    agent_id: uuid.UUID | None = Field(description="The agent consulted, or null.")
+    number: str | None = Field(description="The outside number consulted, or null.")
+    state: str = Field(description="ringing, or talking once they answered.")
+
+
 class CallOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -84,6 +96,13 @@ class CallOut(BaseModel):
     connected_at: datetime | None
     ended_at: datetime | None
     end_cause: str | None
+    forwarded_to: str | None = Field(
+        default=None,
+        description="The outside number the call is being (state transferring) or was sent to.",
+    )
+    consult: ConsultOut | None = Field(
+        default=None, description="An attended transfer under way (the caller is on hold)."
+    )
 
 
 class LiveCallOut(BaseModel):
@@ -102,6 +121,27 @@ class LiveCallOut(BaseModel):
     number: str | None
     started_at: datetime
     connected_at: datetime | None
+
+
+class ForwardRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(
+        min_length=3,
+        max_length=40,
+        description="The outside number: E.164, or national (Mexico by default).",
+        examples=["+525512345678"],
+    )
+
+
+class ConsultRequest(BaseModel):
+    """Exactly one of ``agent_id`` (their extension rings) and ``number`` (dialled through
+    the PBX's outbound route)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: uuid.UUID | None = None
+    number: str | None = Field(default=None, min_length=3, max_length=40)
 
 
 class DtmfRequest(BaseModel):
@@ -205,6 +245,12 @@ def describe(call: Call, queue: Queue | None) -> CallOut:
         connected_at=call.connected_at,
         ended_at=call.ended_at,
         end_cause=call.end_cause,
+        forwarded_to=call.forwarded_to,
+        consult=None
+        if call.consult_state is None
+        else ConsultOut(
+            agent_id=call.consult_agent_id, number=call.consult_number, state=call.consult_state
+        ),
     )
 
 
@@ -506,6 +552,127 @@ async def place_call(
     )
     await calls.publish(session, call, "dialing")
     return interaction.id, describe(call, None)
+
+
+# --- transfers: carried out by call control (``calls.CallCommand``) -------------------------
+
+
+def _talking(call: Call, what: str) -> None:
+    """A call its agent talks on, with no consultation or transfer under way."""
+    _connected(call, what)
+    if call.consult_state is not None:
+        raise Conflict("A consultation is under way.", code="consult_in_progress")
+    if call.state == LegState.transferring.value:
+        raise Conflict("The call is being transferred.", code="call_transferring")
+
+
+async def _outbound_route(session: AsyncSession, call: Call) -> None:
+    pbx = await session.get(Pbx, call.pbx_id)
+    if pbx is None:
+        raise PbxUnavailable("The call's PBX is no longer configured.")
+    if not pbx.outbound_dial:
+        raise Conflict(
+            "The PBX has no outbound route (outbound_dial).", code="outbound_not_configured"
+        )
+
+
+async def _command(
+    session: AsyncSession, working: Working, actor: Actor, command: str, **data: Any
+) -> CallOut:
+    call = working.call
+    await calls.command(session, call, command, actor_id=actor.user_id, **data)
+    await calls.publish(session, call, command)
+    return describe(call, working.queue)
+
+
+async def forward(
+    session: AsyncSession, actor: Actor, interaction_id: uuid.UUID, data: ForwardRequest
+) -> CallOut:
+    """Blind transfer to an outside number: the agent's phone is released at once and the
+    caller hears music while the number rings. Once it answers, the two talk and the agent's
+    wrap-up starts; if it does not (30 s, busy, unreachable), the caller goes back to the head
+    of the queue."""
+    working = await _working(session, actor, interaction_id)
+    call = working.call
+    _talking(call, "transfer")
+    await _outbound_route(session, call)
+    number = contacts.normalise_identity(IdentityKind.phone, data.number)
+    call.forwarded_to = number
+    call.state = LegState.transferring.value
+    await _timeline(session, working, actor, "transfer_requested", number=number, mode="blind")
+    return await _command(session, working, actor, "forward", number=number)
+
+
+async def consult(
+    session: AsyncSession, actor: Actor, interaction_id: uuid.UUID, data: ConsultRequest
+) -> CallOut:
+    """Attended transfer, first step: the caller is put on hold and the agent's phone is
+    joined to a call to the one consulted (another agent's extension, or an outside number).
+    Then ``complete_consult`` hands the caller over, or ``cancel_consult`` goes back."""
+    if (data.agent_id is None) == (data.number is None):
+        raise ValidationFailed("Give exactly one of agent_id and number.", code="consult_target")
+    working = await _working(session, actor, interaction_id)
+    call = working.call
+    _talking(call, "consult on")
+    number = extension = None
+    if data.agent_id is not None:
+        if data.agent_id == call.agent_id:
+            raise ValidationFailed("An agent cannot consult themselves.", code="consult_self")
+        if await session.get(Agent, data.agent_id) is None:
+            raise NotFound("agent")
+        extension = await session.scalar(
+            select(Extension.number).where(Extension.user_id == data.agent_id)
+        )
+        if extension is None:
+            raise Conflict("That agent has no extension (phone).", code="agent_without_phone")
+    else:
+        await _outbound_route(session, call)
+        number = contacts.normalise_identity(IdentityKind.phone, data.number or "")
+    call.consult_agent_id, call.consult_number = data.agent_id, number
+    call.consult_state = "ringing"
+    target = {"to_agent_id": str(data.agent_id)} if data.agent_id else {"number": number}
+    await _timeline(session, working, actor, "consult_requested", **target)
+    return await _command(
+        session,
+        working,
+        actor,
+        "consult",
+        agent_id=data.agent_id,
+        number=number,
+        extension=extension,
+    )
+
+
+async def complete_consult(
+    session: AsyncSession, actor: Actor, interaction_id: uuid.UUID
+) -> CallOut:
+    """Attended transfer, done: the one consulted talks to the caller and the agent's phone
+    hangs up. An agent consulted takes the interaction (they need room for a call); an
+    outside number keeps the caller while the agent's wrap-up starts."""
+    working = await _working(session, actor, interaction_id)
+    call = working.call
+    if call.consult_state is None:
+        raise Conflict("No consultation is under way.", code="no_consult")
+    if call.consult_state != "talking":
+        raise Conflict("The one consulted has not answered yet.", code="consult_not_answered")
+    if call.consult_agent_id is not None:
+        agent = await session.get(Agent, call.consult_agent_id)
+        if agent is None:
+            raise NotFound("agent")
+        if agent.voice_load >= agent.voice_capacity:
+            raise Conflict("That agent has no room for another call.", code="agent_at_capacity")
+    await _timeline(session, working, actor, "consult_finish_requested")
+    return await _command(session, working, actor, "consult_complete")
+
+
+async def cancel_consult(session: AsyncSession, actor: Actor, interaction_id: uuid.UUID) -> CallOut:
+    """Attended transfer, abandoned: the one consulted is hung up and the agent is back with
+    the caller, who leaves hold."""
+    working = await _working(session, actor, interaction_id)
+    if working.call.consult_state is None:
+        raise Conflict("No consultation is under way.", code="no_consult")
+    await _timeline(session, working, actor, "consult_cancel_requested")
+    return await _command(session, working, actor, "consult_cancel")
 
 
 SUPERVISE_MODES: Final = ("listen", "whisper", "barge")

@@ -154,7 +154,13 @@ TRANSITIONS: Final[Mapping[LegRole, Mapping[LegState, Mapping[Signal, LegState]]
             **_ENDINGS,
         },
         _L.in_ivr: {_S.enqueue: _L.queued, _S.offer: _L.offering, **_ENDINGS},
-        _L.queued: {_S.enqueue: _L.queued, _S.offer: _L.offering, **_ENDINGS},
+        # a queue forwarding a waiting caller to an outside number (closed, max wait)
+        _L.queued: {
+            _S.enqueue: _L.queued,
+            _S.offer: _L.offering,
+            _S.transfer: _L.transferring,
+            **_ENDINGS,
+        },
         _L.offering: {
             _S.offer: _L.offering,  # ring another agent too (ring-all)
             _S.offer_failed: _L.queued,  # stays offering while another phone still rings

@@ -118,3 +118,12 @@ class Call(IdMixin, TenantScoped, Base):
     connected_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     end_cause: Mapped[str | None] = mapped_column(String(30))
+    # The outside number the call is being (state ``transferring``) or was forwarded to.
+    forwarded_to: Mapped[str | None] = mapped_column(String(40))
+    # An attended transfer under way: whom the agent consults (another agent, or an outside
+    # number) and how far it got: ringing | talking. The caller is on hold meanwhile.
+    consult_agent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    consult_number: Mapped[str | None] = mapped_column(String(40))
+    consult_state: Mapped[str | None] = mapped_column(String(20))

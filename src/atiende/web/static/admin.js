@@ -17,6 +17,10 @@
   const LOCAL = A.readJson("i18n-admin");
   const t = (key, values) => (key in LOCAL ? A.fillIn(LOCAL[key], values) : A.t(key, values));
   const labels = (group) => LOCAL[group] || A.STRINGS[group] || {};
+  // A page's own error sentences join the shared ones, so A.errorMessage finds them.
+  for (const [key, value] of Object.entries(LOCAL)) {
+    if (key.startsWith("error_")) A.STRINGS[key] = value;
+  }
 
   // --- forms ------------------------------------------------------------------------------
 
@@ -341,6 +345,10 @@
         closed_queue_id: orNull(text(f, "closed_queue_id")),
         max_wait_seconds: number(f, "max_wait_seconds"),
         overflow_queue_id: orNull(text(f, "overflow_queue_id")),
+        max_wait_action: text(f, "max_wait_action"),
+        forward_number: orNull(text(f, "forward_number")),
+        voicemail_prompt: orNull(text(f, "voicemail_prompt")),
+        announce_every_seconds: number(f, "announce_every_seconds"),
         max_queue_length: number(f, "max_queue_length"),
         wrap_up_seconds: number(f, "wrap_up_seconds"),
         offer_timeout_seconds: number(f, "offer_timeout_seconds"),
@@ -353,7 +361,8 @@
         for (const name of [
           "name", "strategy", "priority", "service_level_seconds", "service_level_target",
           "schedule_id", "closed_action", "closed_message", "closed_queue_id",
-          "max_wait_seconds", "overflow_queue_id", "max_queue_length", "wrap_up_seconds",
+          "max_wait_seconds", "overflow_queue_id", "max_wait_action", "forward_number",
+          "voicemail_prompt", "announce_every_seconds", "max_queue_length", "wrap_up_seconds",
           "offer_timeout_seconds", "auto_accept", "sticky_seconds", "ageing_seconds",
           "recording",
         ]) {

@@ -1526,6 +1526,14 @@
     return t("agent_option", { name: agent.name, state: t(`presence_${agent.presence}`) });
   }
 
+  /** Available agents first, then by name. */
+  function availableFirst(a, b) {
+    return (
+      Number(b.presence === "available") - Number(a.presence === "available") ||
+      a.name.localeCompare(b.name)
+    );
+  }
+
   function openTransfer() {
     const details = state.open;
     if (!details || thread.dataset.status !== "assigned") return;
@@ -1535,11 +1543,7 @@
     const digital = details.channel !== "voice";
     const candidates = [...agents.values()]
       .filter((a) => a.id !== selfId && (!digital || a.licence !== "voice"))
-      .sort(
-        (a, b) =>
-          Number(b.presence === "available") - Number(a.presence === "available") ||
-          a.name.localeCompare(b.name),
-      );
+      .sort(availableFirst);
     const agentSelect = form.elements.namedItem("agent_id");
     agentSelect.replaceChildren(
       h("option", { value: "" }, t("choose_agent")),
@@ -1697,6 +1701,17 @@
   const keypad = $("[data-keypad]", callPanel);
   const recordingBox = $("[data-call-recording]", callPanel);
   const callAudio = $("[data-call-audio]", callPanel);
+  // Transfers of the call itself: to an outside number (blind), or after consulting another
+  // agent or a number (attended: the caller waits on hold meanwhile).
+  const forwardForm = $("[data-call-forward-form]", callPanel);
+  const consultForm = $("[data-call-consult-form]", callPanel);
+  const CALL_FORMS = {
+    forward: [$("[data-call-form=forward]", callPanel), forwardForm],
+    consult: [$("[data-call-form=consult]", callPanel), consultForm],
+  };
+  const consultBox = $("[data-call-consult]", callPanel);
+  const consultText = $("[data-call-consult-text]", callPanel);
+  const forwardingNote = $("[data-call-forwarding]", callPanel);
   const call = { interactionId: null, data: null, generation: 0, busy: false };
   const TALKING = ["bridged", "on_hold"];
   // The recording button by recording state: its label and the action it asks for.
@@ -1716,6 +1731,9 @@
     recordingBox.hidden = true;
     callAudio.removeAttribute("src");
     delete callAudio.dataset.for;
+    setCallForm(null);
+    consultBox.hidden = true;
+    forwardingNote.hidden = true;
   }
 
   function syncCall(details) {
@@ -1792,11 +1810,14 @@
           ]
             .filter(Boolean)
             .join(" · ");
+    const consulting = !ended && data.consult ? data.consult : null;
+    const assigned = thread.dataset.status === "assigned";
+    const transferable = talking && !consulting && assigned;
     setCallButton("hold", {
       label: t(data.on_hold ? "call_resume" : "call_hold"),
       action: data.on_hold ? "resume" : "hold",
       pressed: data.on_hold,
-      disabled: !talking,
+      disabled: !talking || Boolean(consulting),
     });
     setCallButton("mute", {
       label: t(data.muted ? "call_unmute" : "call_mute"),
@@ -1809,7 +1830,13 @@
       keypad.hidden = true;
       keypadButton.setAttribute("aria-expanded", "false");
     }
-    setCallButton("transfer", { disabled: ended || thread.dataset.status !== "assigned" });
+    setCallButton("transfer", {
+      disabled: ended || !assigned || Boolean(consulting) || data.state === "transferring",
+    });
+    setCallButton("forward", { disabled: !transferable });
+    setCallButton("consult", { disabled: !transferable });
+    if (!transferable) setCallForm(null);
+    renderTransferState(data, consulting);
     setCallButton("hangup", { disabled: ended });
     const recordable = !ended && data.recording_policy !== "never";
     const record = RECORD_BUTTON[data.recording || ""];
@@ -1828,6 +1855,122 @@
     tickCall();
   }
 
+  /** A consultation under way (whom, ringing or talking, complete or cancel), or the
+   * outside number the call is being sent to. */
+  function renderTransferState(data, consulting) {
+    consultBox.hidden = !consulting;
+    if (consulting) {
+      const agent = consulting.agent_id ? agents.get(consulting.agent_id) : null;
+      const name = agent ? agent.name : consulting.number || "";
+      const talkingTo = consulting.state === "talking";
+      consultBox.dataset.state = consulting.state;
+      consultText.textContent = t(talkingTo ? "call_consult_talking" : "call_consult_ringing", {
+        name,
+      });
+      setCallButton("consult-complete", { disabled: !talkingTo });
+      setCallButton("consult-cancel", {});
+    }
+    const forwarding = !callEnded(data) && data.state === "transferring" && data.forwarded_to;
+    forwardingNote.hidden = !forwarding;
+    forwardingNote.textContent = forwarding
+      ? t("call_forwarding", { number: data.forwarded_to })
+      : "";
+  }
+
+  /** Opens the named transfer form (closing the other one); null closes both. */
+  function setCallForm(name) {
+    for (const [key, [toggle, form]] of Object.entries(CALL_FORMS)) {
+      const open = key === name;
+      if (open && form.hidden) prepareCallForm(form);
+      form.hidden = !open;
+      toggle.setAttribute("aria-expanded", String(open));
+    }
+  }
+
+  function prepareCallForm(form) {
+    form.reset();
+    for (const field of $$("[aria-invalid]", form)) field.removeAttribute("aria-invalid");
+    if (form !== consultForm) return;
+    const candidates = [...agents.values()].filter((a) => a.id !== selfId).sort(availableFirst);
+    form.elements.namedItem("agent_id").replaceChildren(
+      h("option", { value: "" }, t("choose_agent")),
+      ...candidates.map((a) => h("option", { value: a.id }, agentOptionLabel(a))),
+    );
+    syncConsultTarget();
+  }
+
+  function syncConsultTarget() {
+    const byNumber = consultForm.elements.namedItem("consult_target").value === "number";
+    $("[data-consult-agent]", consultForm).hidden = byNumber;
+    $("[data-consult-number]", consultForm).hidden = !byNumber;
+  }
+
+  function toggleCallForm(name) {
+    const form = CALL_FORMS[name][1];
+    setCallForm(form.hidden ? name : null);
+    if (!form.hidden) $("select, input[type=tel]", form).focus();
+  }
+
+  /** Closes a transfer form (Cancel, Escape) and gives the focus back to its button. */
+  function closeCallForm(form) {
+    const [toggle] = Object.values(CALL_FORMS).find(([, f]) => f === form);
+    setCallForm(null);
+    if (!toggle.disabled) toggle.focus();
+  }
+
+  /** Marks the form's phone number field as wrong and puts the focus on it. */
+  function badNumber(field) {
+    field.setAttribute("aria-invalid", "true");
+    field.focus();
+  }
+
+  const enoughDigits = (number) => number.replace(/\D/g, "").length >= 3;
+
+  forwardForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const field = forwardForm.elements.namedItem("number");
+    field.removeAttribute("aria-invalid");
+    const number = field.value.trim();
+    if (!enoughDigits(number)) {
+      toast(message, "error", t("error_invalid_phone"));
+      badNumber(field);
+      return;
+    }
+    const refused = await callAction("forward", { number });
+    if (refused === null) setCallForm(null);
+    else if (refused === "invalid_phone") badNumber(field);
+  });
+
+  consultForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const byNumber = consultForm.elements.namedItem("consult_target").value === "number";
+    const field = consultForm.elements.namedItem(byNumber ? "number" : "agent_id");
+    field.removeAttribute("aria-invalid");
+    const value = field.value.trim();
+    if (!value || (byNumber && !enoughDigits(value))) {
+      toast(message, "error", t(byNumber ? "error_invalid_phone" : "call_consult_choose"));
+      badNumber(field);
+      return;
+    }
+    const refused = await callAction("consult", byNumber ? { number: value } : { agent_id: value });
+    if (refused === null) {
+      setCallForm(null);
+      const cancel = $('[data-testid="call-consult-cancel"]', consultBox);
+      if (!consultBox.hidden) cancel.focus();
+    } else if (refused === "invalid_phone" || refused === "agent_without_phone") badNumber(field);
+  });
+
+  for (const radio of $$("input[name=consult_target]", consultForm)) {
+    radio.addEventListener("change", syncConsultTarget);
+  }
+  for (const form of [forwardForm, consultForm]) {
+    form.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape") return;
+      event.preventDefault();
+      closeCallForm(form);
+    });
+  }
+
   function tickCall() {
     const data = call.data;
     if (!data || callPanel.hidden) return;
@@ -1836,17 +1979,20 @@
     callTimer.textContent = Number.isNaN(from) ? "" : formatDuration((to - from) / 1000);
   }
 
+  /** Resolves with null once the server has done it, else the refusal's code. */
   async function callAction(action, body) {
     const id = call.interactionId;
-    if (!id || call.busy) return;
+    if (!id || call.busy) return "busy";
     call.busy = true;
     renderCall();
     try {
       const data = await api("POST", `/api/v1/interactions/${id}/call/${action}`, body);
       if (call.interactionId === id && data) call.data = data;
+      return null;
     } catch (error) {
       toast(message, "error", errorMessage(error));
       if (error instanceof ApiError && [404, 409].includes(error.status)) refreshCall();
+      return error instanceof ApiError ? error.code : "error";
     } finally {
       call.busy = false;
       renderCall();
@@ -1865,6 +2011,14 @@
       keypadButton.setAttribute("aria-expanded", String(!keypad.hidden));
       return;
     }
+    if (button.dataset.callForm) {
+      toggleCallForm(button.dataset.callForm);
+      return;
+    }
+    if (button.hasAttribute("data-call-form-close")) {
+      closeCallForm(button.closest("form"));
+      return;
+    }
     const action = button.dataset.callAction;
     if (action === "transfer") openTransfer();
     else if (action === "record") callAction("recording", { action: button.dataset.recordAction });
@@ -1881,6 +2035,16 @@
         muted: data.muted,
         recording: data.recording,
       });
+      if ("forwarded_to" in data) call.data.forwarded_to = data.forwarded_to;
+      if ("consult_state" in data) {
+        call.data.consult = data.consult_state
+          ? {
+              agent_id: data.consult_agent_id,
+              number: data.consult_number,
+              state: data.consult_state,
+            }
+          : null;
+      }
       renderCall();
     }
     refreshCall();
