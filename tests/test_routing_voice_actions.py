@@ -449,3 +449,63 @@ async def test_the_place_in_the_queue_puts_priority_first_then_the_longest_waiti
             )
             == 2
         )
+
+
+# --- the estimated wait announced to callers ---------------------------------------------------
+
+
+async def test_the_recent_wait_of_a_queue_averages_the_last_hours_answered_interactions(
+    app: Any, db: Database, clock: TestClock
+) -> None:
+    tenant = await make_tenant(db)
+    queue = await make_queue(db, tenant, channels=["voice"])
+    other = await make_queue(db, tenant, channels=["voice"])
+    async with db.session(Scope.tenant(tenant.id), read_only=True) as session:
+        assert await routing.recent_wait_seconds(session, queue.id) is None  # nobody answered
+    ids = [await arrive(db, tenant, queue, channel=Channel.voice) for _ in range(3)]
+    other_id = await arrive(db, tenant, other, channel=Channel.voice)
+    instant = clock.now()
+    async with db.session(Scope.tenant(tenant.id)) as session:
+        for interaction_id, waited, taken_ago in (
+            (ids[0], 60, 10),  # answered after a minute, ten seconds ago
+            (ids[1], 180, 600),  # three minutes, ten minutes ago
+            (ids[2], 30, 2 * 3600),  # two hours ago: too old to count
+            (other_id, 900, 10),  # another queue's
+        ):
+            interaction = await conversations.get_interaction(session, interaction_id)
+            interaction.first_enqueued_at = instant - timedelta(seconds=taken_ago + waited)
+            interaction.assigned_at = instant - timedelta(seconds=taken_ago)
+    async with db.session(Scope.tenant(tenant.id), read_only=True) as session:
+        assert await routing.recent_wait_seconds(session, queue.id) == pytest.approx(120)
+        assert await routing.recent_wait_seconds(session, other.id) == pytest.approx(900)
+
+
+def test_a_waiting_caller_hears_their_place_the_estimated_wait_and_thanks() -> None:
+    from atiende.voice.calls import announcement_media, wait_minutes
+
+    assert announcement_media(1, None) == ("sound:queue-youarenext", "sound:queue-thankyou")
+    assert announcement_media(3, 150) == (
+        "sound:queue-thereare",
+        "number:3",
+        "sound:queue-callswaiting",
+        "sound:queue-holdtime",
+        "number:3",  # 2.5 minutes, said as 3
+        "sound:queue-minutes",
+        "sound:queue-thankyou",
+    )
+    assert announcement_media(2, 20)[3:] == (
+        "sound:queue-holdtime",
+        "sound:queue-less-than",
+        "number:1",
+        "sound:queue-minute",
+        "sound:queue-thankyou",
+    )
+    assert [wait_minutes(s) for s in (None, 0, 59, 60, 89, 90, 600)] == [
+        None,
+        0,
+        0,
+        1,
+        1,
+        2,
+        10,
+    ]

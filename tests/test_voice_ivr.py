@@ -1,13 +1,15 @@
 """The IVR engine (``voice.ivr``), a pure function of menus and the caller's keys: a menu
-plays its prompt and waits; a key chooses a queue, another menu, a repeat or hanging up; a
-wrong key, a silence or a repeat uses an attempt; the timeout action (else the number's
-queue) takes the caller when the attempts run out; a call enters at most five menus; and
-whatever the caller does, the menu ends in a queue or a hang-up."""
+plays its prompt and waits; a key chooses a queue, another menu, a repeat, hanging up, an
+outside number or voicemail; a wrong key, a silence or a repeat uses an attempt; the timeout
+action (else the number's queue) takes the caller when the attempts run out; a call enters
+at most five menus; and whatever the caller does, the menu ends in a queue, a hang-up, a
+forward to a number or a voicemail."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -25,7 +27,9 @@ from atiende.voice.ivr import (
     OptionKind,
     Outcome,
     Play,
+    ToNumber,
     ToQueue,
+    ToVoicemail,
     WaitDigit,
 )
 
@@ -45,6 +49,14 @@ def queue(queue_id: uuid.UUID | None = None) -> Option:
 
 def menu_option(menu_id: uuid.UUID) -> Option:
     return Option(OptionKind.menu, menu_id=menu_id)
+
+
+def number_option(number: str = "+525512345678") -> Option:
+    return Option(OptionKind.number, number=number)
+
+
+def voicemail(queue_id: uuid.UUID | None = None) -> Option:
+    return Option(OptionKind.voicemail, queue_id=queue_id)
 
 
 REPEAT = Option(OptionKind.repeat)
@@ -240,6 +252,83 @@ def test_a_finished_menu_ignores_further_keys_and_time_outs() -> None:
     assert ivr.timed_out(done.state, two_menus()) == Outcome(done.state, ())
 
 
+# --- forwards and voicemail ---------------------------------------------------------------------
+
+OUTSIDE = "+525512345678"
+
+
+def forwarding_menus(**main: object) -> dict[uuid.UUID, Menu]:
+    """``two_menus`` with 3 forwarding to an outside number, 4 voicemail for the support
+    queue and 5 voicemail for the number's queue; support gets 7, the same number."""
+    menus = two_menus(**main)
+    options = dict(menus[MAIN].options) | {
+        "3": number_option(OUTSIDE),
+        "4": voicemail(SOPORTE),
+        "5": voicemail(),
+    }
+    support = menus[SUPPORT]
+    return {
+        MAIN: replace(menus[MAIN], options=options),
+        SUPPORT: replace(support, options={**support.options, "7": number_option(OUTSIDE)}),
+    }
+
+
+def test_a_number_option_forwards_the_call_with_the_keys_pressed() -> None:
+    outcome = keys(forwarding_menus(), "3")
+    assert outcome.actions == (ToNumber(OUTSIDE, "3"),)
+    assert outcome.end == ToNumber(OUTSIDE, "3")
+    assert outcome.state.finished
+    # from a menu entered from another, after a repeat: every key chosen is in the path
+    assert keys(forwarding_menus(), "9", "2", "7").end == ToNumber(OUTSIDE, "927")
+
+
+def test_a_voicemail_option_takes_a_message_for_its_queue_or_the_numbers() -> None:
+    outcome = keys(forwarding_menus(), "4")
+    assert outcome.actions == (ToVoicemail(SOPORTE, "4"),)
+    assert outcome.state.finished
+    assert keys(forwarding_menus(), "5").end == ToVoicemail(FALLBACK, "5")
+    assert keys(forwarding_menus(), "t", "9", "5").end == ToVoicemail(FALLBACK, "95")
+
+
+@pytest.mark.parametrize(
+    ("action", "end"),
+    [
+        (number_option(OUTSIDE), ToNumber(OUTSIDE, "")),
+        (voicemail(SOPORTE), ToVoicemail(SOPORTE, "")),
+        (voicemail(), ToVoicemail(FALLBACK, "")),
+    ],
+)
+def test_a_timeout_action_may_forward_or_take_a_message(
+    action: Option, end: ToNumber | ToVoicemail
+) -> None:
+    menus = forwarding_menus(timeout_action=action)
+    assert keys(menus, "t", "t").end is None  # not before the attempts run out
+    assert keys(menus, "t", "t", "t").actions == (end,)
+    # the last wrong key still says so first
+    assert keys(menus, "t", "t", "6").actions == (Play(INVALID), end)
+    # repeats use attempts and make the path
+    assert keys(menus, "9", "t", "9").end == replace(end, path="99")
+
+
+def test_a_timeout_action_in_a_menu_entered_from_another_keeps_the_path() -> None:
+    menus = forwarding_menus()
+    menus[SUPPORT] = replace(menus[SUPPORT], max_attempts=1, timeout_action=voicemail())
+    assert keys(menus, "2", "t").end == ToVoicemail(FALLBACK, "2")
+
+
+@pytest.mark.parametrize("first", ["3", "4", "5"])
+def test_after_a_forward_or_voicemail_keys_and_time_outs_change_nothing(first: str) -> None:
+    menus = forwarding_menus()
+    done = keys(menus, first)
+    assert done.end is not None
+    for digit in ("1", "3", "4", "#"):
+        assert ivr.press(done.state, menus, digit) == Outcome(done.state, ())
+    assert ivr.timed_out(done.state, menus) == Outcome(done.state, ())
+    ran_out = keys(forwarding_menus(timeout_action=number_option()), "t", "t", "t")
+    assert ivr.press(ran_out.state, menus, "4") == Outcome(ran_out.state, ())
+    assert ivr.timed_out(ran_out.state, menus) == Outcome(ran_out.state, ())
+
+
 # --- what a menu may hold -----------------------------------------------------------------------
 
 
@@ -279,6 +368,14 @@ def test_a_menus_options_cannot_change_under_the_engine() -> None:
         ({"action": "repeat", "queue_id": str(VENTAS)}, "queue_id"),
         ({"action": "hangup", "menu_id": str(MAIN)}, "menu_id"),
         ({"action": "queue", "menu_id": str(MAIN)}, "menu_id"),
+        ({"action": "number"}, "number"),
+        ({"action": "number", "number": None}, "number"),
+        ({"action": "queue", "number": OUTSIDE}, "number"),
+        ({"action": "voicemail", "number": OUTSIDE}, "number"),
+        ({"action": "hangup", "number": OUTSIDE}, "number"),
+        ({"action": "number", "number": OUTSIDE, "queue_id": str(VENTAS)}, "queue_id"),
+        ({"action": "number", "number": OUTSIDE, "menu_id": str(MAIN)}, "menu_id"),
+        ({"action": "voicemail", "menu_id": str(MAIN)}, "menu_id"),
     ],
 )
 def test_an_option_holds_only_what_its_action_uses(option: dict[str, str], field: str) -> None:
@@ -320,6 +417,75 @@ def test_options_as_json_come_back_in_keypad_order_and_round_trip() -> None:
     assert parsed["1"] == queue(VENTAS)
     assert parsed["0"] == queue()
     assert {digit: ivr.option_json(option) for digit, option in parsed.items()} == stored
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("+525512345678", "+525512345678"),
+        ("55 1234 5678", "+525512345678"),  # national: read as a number in Mexico
+        ("(55) 1234-5678", "+525512345678"),
+        ("+52 55 1234 5678", "+525512345678"),
+        ("33 1234 5678", "+523312345678"),
+        ("+1 202 456 1111", "+12024561111"),
+    ],
+)
+def test_a_number_option_stores_its_number_in_e164(written: str, stored: str) -> None:
+    option = ivr.parse_option({"action": "number", "number": written}, field="options.3")
+    assert option == Option(OptionKind.number, number=stored)
+    assert ivr.option_json(option) == {"action": "number", "number": stored}
+    timeout = ivr.parse_option(
+        {"action": "number", "number": written}, field="timeout_action", timeout_action=True
+    )
+    assert timeout.number == stored
+
+
+@pytest.mark.parametrize("number", ["12345", "hola", "+52 55", "", "+999 1234567", 5512345678])
+def test_a_number_that_is_not_a_phone_number_is_refused(number: object) -> None:
+    with pytest.raises(IvrInvalid) as refused:
+        ivr.parse_options({"3": {"action": "number", "number": number}})
+    assert refused.value.field == "options.3.number"
+    with pytest.raises(IvrInvalid) as refused:
+        ivr.parse_option(
+            {"action": "number", "number": number}, field="timeout_action", timeout_action=True
+        )
+    assert refused.value.field == "timeout_action.number"
+
+
+def test_an_option_built_in_code_needs_its_number_in_e164() -> None:
+    for number in (None, "", "5512345678", "+0123456789", "+52 55 1234 5678"):
+        with pytest.raises(IvrInvalid) as refused:
+            Option(OptionKind.number, number=number)
+        assert refused.value.field == "number"
+    with pytest.raises(IvrInvalid) as refused:
+        Option(OptionKind.voicemail, number=OUTSIDE)
+    assert refused.value.field == "number"
+
+
+def test_a_voicemail_option_may_name_its_queue() -> None:
+    assert ivr.parse_option(
+        {"action": "voicemail", "queue_id": str(SOPORTE)}, field="options.4"
+    ) == voicemail(SOPORTE)
+    assert ivr.parse_option({"action": "voicemail"}, field="options.5") == voicemail()
+    assert ivr.parse_option(
+        {"action": "voicemail", "queue_id": str(VENTAS)},
+        field="timeout_action",
+        timeout_action=True,
+    ) == voicemail(VENTAS)
+
+
+def test_forwards_and_voicemails_as_json_round_trip() -> None:
+    stored = {
+        "3": {"action": "number", "number": OUTSIDE},
+        "4": {"action": "voicemail", "queue_id": str(SOPORTE)},
+        "5": {"action": "voicemail"},
+    }
+    parsed = ivr.parse_options(stored)
+    assert parsed == {"3": number_option(OUTSIDE), "4": voicemail(SOPORTE), "5": voicemail()}
+    assert {digit: ivr.option_json(option) for digit, option in parsed.items()} == stored
+    for option in parsed.values():
+        again = ivr.parse_option(ivr.option_json(option), field="timeout_action")
+        assert again == option
 
 
 def test_the_timeout_action_cannot_be_repeat() -> None:
@@ -377,17 +543,28 @@ def test_anything_else_is_not_a_prompt(text: str) -> None:
 # --- every caller leaves the menu ---------------------------------------------------------------
 
 QUEUES = [VENTAS, SOPORTE, None]
+NUMBERS = ["+525512345678", "+12024561111"]
 MENU_IDS = [uuid.UUID(int=i + 1) for i in range(6)]
 
 
 @st.composite
 def option_for(draw: st.DrawFn, *, timeout_action: bool = False) -> Option:
-    kinds = [OptionKind.queue, OptionKind.menu, OptionKind.hangup]
+    kinds = [
+        OptionKind.queue,
+        OptionKind.menu,
+        OptionKind.hangup,
+        OptionKind.number,
+        OptionKind.voicemail,
+    ]
     if not timeout_action:
         kinds.append(OptionKind.repeat)
     kind = draw(st.sampled_from(kinds))
     if kind is OptionKind.queue:
         return queue(draw(st.sampled_from(QUEUES)))
+    if kind is OptionKind.voicemail:
+        return voicemail(draw(st.sampled_from(QUEUES)))
+    if kind is OptionKind.number:
+        return number_option(draw(st.sampled_from(NUMBERS)))
     if kind is OptionKind.menu:
         # now and then a menu that does not exist (deleted since)
         return menu_option(draw(st.sampled_from([*MENU_IDS, uuid.UUID(int=99)])))
@@ -417,7 +594,7 @@ caller_inputs = st.lists(st.sampled_from([*DIGITS, "A", "t"]), min_size=30, max_
 
 @settings(max_examples=200, deadline=None)
 @given(menus=menu_graphs(), inputs=caller_inputs)
-def test_any_keys_end_in_a_queue_or_a_hang_up_within_attempts_times_depth(
+def test_any_keys_end_the_menu_within_attempts_times_depth(
     menus: dict[uuid.UUID, Menu], inputs: list[str]
 ) -> None:
     bound = max(menu.max_attempts for menu in menus.values()) * MAX_DEPTH
@@ -444,10 +621,14 @@ def test_any_keys_end_in_a_queue_or_a_hang_up_within_attempts_times_depth(
             outcome = ivr.press(state, menus, item)
     assert outcome.state.finished
     end = outcome.end
-    assert isinstance(end, ToQueue | HangUp)
-    assert [a for a in outcome.actions if isinstance(a, ToQueue | HangUp)] == [end]
-    if isinstance(end, ToQueue):
+    ends = ToQueue | HangUp | ToNumber | ToVoicemail
+    assert isinstance(end, ends)
+    assert [a for a in outcome.actions if isinstance(a, ends)] == [end]
+    if isinstance(end, ToQueue | ToVoicemail):
         assert end.queue_id in {VENTAS, SOPORTE, FALLBACK}
+    if isinstance(end, ToNumber):
+        assert end.number in NUMBERS
+    if not isinstance(end, HangUp):
         assert end.path == pressed
     # and nothing moves it afterwards
     assert ivr.press(outcome.state, menus, "1").actions == ()

@@ -1,8 +1,8 @@
 """IVR menus through the API (``/api/v1/voice/ivr-menus``) and on numbers: administrators
 write them, supervisors read them; a menu is checked whole (prompts, keys, actions, queues
-that take calls, menus that exist) and names what is wrong; a menu in use cannot be deleted;
-every change is audited; other tenants see nothing; and ``load_menus`` hands call control
-menus the engine runs."""
+that take calls, menus that exist, outside numbers stored in E.164) and names what is
+wrong; a menu in use cannot be deleted; every change is audited; other tenants see nothing;
+and ``load_menus`` hands call control menus the engine runs."""
 
 from __future__ import annotations
 
@@ -208,6 +208,42 @@ WRONG_MENUS: list[tuple[dict[str, Any], str, str]] = [
         "timeout_action.menu_id",
     ),
     (
+        {"options": {"3": {"action": "number", "number": "12345"}}},
+        "ivr_option_invalid",
+        "options.3.number",
+    ),
+    (
+        {"options": {"3": {"action": "number", "number": "llamar a Juan"}}},
+        "ivr_option_invalid",
+        "options.3.number",
+    ),
+    ({"options": {"3": {"action": "number"}}}, "ivr_option_invalid", "options.3.number"),
+    (
+        {"options": {"1": {"action": "queue", "number": "+525512345678"}}},
+        "ivr_option_invalid",
+        "options.1.number",
+    ),
+    (
+        {"timeout_action": {"action": "number", "number": "+52 55"}},
+        "ivr_option_invalid",
+        "timeout_action.number",
+    ),
+    (
+        {"options": {"4": {"action": "voicemail", "menu_id": str(uuid.uuid4())}}},
+        "ivr_option_invalid",
+        "options.4.menu_id",
+    ),
+    (
+        {"options": {"4": {"action": "voicemail", "queue_id": str(uuid.uuid4())}}},
+        "unknown_queue",
+        "options.4.queue_id",
+    ),
+    (
+        {"timeout_action": {"action": "voicemail", "queue_id": str(uuid.uuid4())}},
+        "unknown_queue",
+        "timeout_action.queue_id",
+    ),
+    (
         {"options": {"0": {"action": "menu", "menu_id": str(uuid.uuid4())}}},
         "unknown_ivr_menu",
         "options.0.menu_id",
@@ -245,6 +281,86 @@ async def test_a_menu_sends_calls_only_to_queues_that_take_them(app: FastAPI, db
     _error(response, 422, "queue_channel_mismatch", "timeout_action.queue_id")
     assert _ok(await admin.client.get(f"{BASE}/{made['id']}")) == made
     assert [e.action for e in await _audit(db, tenant)] == ["ivr_menu.create"]
+
+
+async def test_a_menu_forwards_to_numbers_and_takes_voicemail(app: FastAPI, db: Database) -> None:
+    tenant, admin, _, soporte = await _setup(app, db)
+    made = await _menu(
+        admin,
+        options={
+            "3": {"action": "number", "number": "55 1234 5678"},
+            "4": {"action": "voicemail", "queue_id": str(soporte.id)},
+            "5": {"action": "voicemail"},
+        },
+        timeout_action={"action": "number", "number": "+1 (202) 456-1111"},
+    )
+    assert made["options"] == {
+        "3": {"action": "number", "number": "+525512345678"},  # national: read in Mexico
+        "4": {"action": "voicemail", "queue_id": str(soporte.id)},
+        "5": {"action": "voicemail"},
+    }
+    assert made["timeout_action"] == {"action": "number", "number": "+12024561111"}
+    assert _ok(await admin.client.get(f"{BASE}/{made['id']}")) == made
+    async with db.session(Scope.tenant(tenant.id), read_only=True) as session:
+        row = await session.get(IvrMenu, uuid.UUID(made["id"]))
+        assert row is not None
+        assert row.options["3"] == {"action": "number", "number": "+525512345678"}
+        assert row.timeout_action == {"action": "number", "number": "+12024561111"}
+
+    changed = _ok(
+        await admin.client.patch(
+            f"{BASE}/{made['id']}",
+            json={"timeout_action": {"action": "voicemail", "queue_id": str(soporte.id)}},
+        )
+    )
+    assert changed["timeout_action"] == {"action": "voicemail", "queue_id": str(soporte.id)}
+    assert changed["options"] == made["options"]
+    entries = await _audit(db, tenant)
+    update_entry = next(e for e in entries if e.action == "ivr_menu.update")
+    assert (update_entry.before or {})["timeout_action"] == made["timeout_action"]
+
+    # call control gets them as the engine's ends
+    fallback = uuid.uuid4()
+    async with db.session(Scope.tenant(tenant.id), read_only=True) as session:
+        menus = await ivr_store.load_menus(session, tenant.id)
+    menu_id = uuid.UUID(made["id"])
+    started = ivr.start(menus, menu_id, fallback)
+    assert ivr.press(started.state, menus, "3").end == ivr.ToNumber("+525512345678", "3")
+    assert ivr.press(started.state, menus, "4").end == ivr.ToVoicemail(soporte.id, "4")
+    assert ivr.press(started.state, menus, "5").end == ivr.ToVoicemail(fallback, "5")
+    outcome = started
+    for _ in range(3):
+        outcome = ivr.timed_out(outcome.state, menus)
+    assert outcome.end == ivr.ToVoicemail(soporte.id, "")
+
+
+async def test_voicemail_goes_only_to_the_tenants_queues_that_take_calls(
+    app: FastAPI, db: Database
+) -> None:
+    tenant, admin, ventas, _ = await _setup(app, db)
+    chat = await make_queue(db, tenant, name="Chat", channels=["webchat"])
+    theirs = await make_queue(db, await make_tenant(db), name="Ajena", channels=["voice"])
+    for queue_id, code in ((chat.id, "queue_channel_mismatch"), (theirs.id, "unknown_queue")):
+        body = {
+            "name": "Principal",
+            "prompt": "sound:custom/welcome",
+            "options": {"4": {"action": "voicemail", "queue_id": str(queue_id)}},
+        }
+        _error(await admin.client.post(BASE, json=body), 422, code, "options.4.queue_id")
+        body = {
+            "name": "Principal",
+            "prompt": "sound:custom/welcome",
+            "timeout_action": {"action": "voicemail", "queue_id": str(queue_id)},
+        }
+        _error(await admin.client.post(BASE, json=body), 422, code, "timeout_action.queue_id")
+    assert await _count(db, tenant) == 0
+    made = await _menu(admin, options={"4": {"action": "voicemail", "queue_id": str(ventas.id)}})
+    response = await admin.client.patch(
+        f"{BASE}/{made['id']}",
+        json={"options": {"4": {"action": "voicemail", "queue_id": str(chat.id)}}},
+    )
+    _error(response, 422, "queue_channel_mismatch", "options.4.queue_id")
+    assert _ok(await admin.client.get(f"{BASE}/{made['id']}")) == made
 
 
 OUT_OF_RANGE: list[dict[str, Any]] = [
@@ -502,13 +618,16 @@ async def test_a_queue_that_stops_taking_calls_sends_its_callers_to_the_numbers_
     app: FastAPI, db: Database
 ) -> None:
     """Queues are edited on their own page, which knows nothing of menus: a menu option into
-    a queue that no longer takes calls (or is gone) falls back to the number's queue."""
+    a queue that no longer takes calls (or is gone) falls back to the number's queue; a
+    voicemail option into it stays a voicemail, for the number's queue."""
     tenant, admin, ventas, soporte = await _setup(app, db)
     main = await _menu(
         admin,
         options={
             "1": {"action": "queue", "queue_id": str(ventas.id)},
             "2": {"action": "queue", "queue_id": str(soporte.id)},
+            "4": {"action": "voicemail", "queue_id": str(ventas.id)},
+            "5": {"action": "voicemail", "queue_id": str(soporte.id)},
         },
         timeout_action={"action": "queue", "queue_id": str(ventas.id)},
     )
@@ -521,6 +640,9 @@ async def test_a_queue_that_stops_taking_calls_sends_its_callers_to_the_numbers_
     started = ivr.start(menus, menu_id, fallback)
     assert ivr.press(started.state, menus, "1").end == ivr.ToQueue(fallback, "1")
     assert ivr.press(started.state, menus, "2").end == ivr.ToQueue(soporte.id, "2")
+    # a voicemail into it stays a voicemail, for the number's queue
+    assert ivr.press(started.state, menus, "4").end == ivr.ToVoicemail(fallback, "4")
+    assert ivr.press(started.state, menus, "5").end == ivr.ToVoicemail(soporte.id, "5")
     outcome = started
     for _ in range(3):
         outcome = ivr.timed_out(outcome.state, menus)

@@ -1,7 +1,8 @@
 """The PBXs, phones and recordings on the Voice page in a real browser, with a local ARI behind
 the server: an administrator adds a PBX, tests it, reads and downloads its Asterisk files,
 edits and deletes it, sees whether each phone is registered and sets how long recordings are
-kept; and an agent's desktop header says whether their phone is connected."""
+kept; builds an IVR menu whose key forwards to an outside number and whose timeout action
+takes a voicemail; and an agent's desktop header says whether their phone is connected."""
 
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ from atiende.identity.actor import Actor
 from atiende.identity.models import Role
 from atiende.identity.schemas import UserCreate
 from atiende.routing import service as routing
+from atiende.routing.models import Queue
 from atiende.tenancy.models import Tenant
 from atiende.voice import service
-from atiende.voice.models import Extension
+from atiende.voice.models import Extension, IvrMenu
 from factories import LiveServer as AriServer
 from fakes.ari import PASSWORD
 from fakes.ari_pbx import FakePbx
@@ -155,6 +157,89 @@ def test_an_admin_adds_tests_reads_edits_and_deletes_a_pbx(
     expect(check).to_contain_text("central responde")  # the stored password still works
     renamed.get_by_test_id("delete").click()
     expect(pbxs).to_contain_text("Aún no hay centrales")
+    assert errors == []
+
+
+def test_an_admin_builds_a_menu_that_forwards_to_a_number_and_takes_voicemail(
+    live_server: LiveServer, phones: Phones, new_context: NewContext, sign_in: SignIn
+) -> None:
+    async def add_queue(db: Database) -> uuid.UUID:
+        async with db.session(Scope.tenant(phones.tenant_id)) as session:
+            queue = Queue(name="Buzones", channels=["voice"], created_at=now(session))
+            session.add(queue)
+            await session.flush()
+            return queue.id
+
+    queue_id = live_server.run(add_queue)
+    page = new_context().new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, live_server.logins["admin"])
+    page.goto("/admin/voice")
+    voice = page.locator("[data-admin=voice]")
+    expect(voice).to_have_attribute("data-ready", "true")
+
+    form = page.get_by_test_id("ivr-form")
+    form.get_by_test_id("ivr-name").fill("Recepción")
+    form.get_by_test_id("ivr-prompt").fill("sound:custom/welcome")
+    form.get_by_test_id("ivr-add-option").click()
+    option = form.get_by_test_id("ivr-options").locator("tr[data-option]")
+    expect(option).to_have_count(1)
+    option.get_by_test_id("ivr-action").select_option(label="Desviar a un número")
+    number = option.get_by_test_id("ivr-option-number")
+    expect(number).to_be_visible()
+    expect(option.get_by_test_id("ivr-option-target")).to_have_count(0)
+    number.fill("12345")
+    timeout = form.get_by_test_id("ivr-timeout-action")
+    timeout.select_option(label="Buzón de voz")
+    target = form.get_by_test_id("ivr-timeout-target")
+    expect(target.locator("option").first).to_have_text("La cola del número")
+    target.select_option(label="Buzones")
+
+    # a number that is not one is refused on its field, saying how to write it
+    form.locator("button[type=submit]").click()
+    message = form.locator("[data-form-message]")
+    expect(message).to_contain_text("Escriba un número de teléfono con su clave lada")
+    expect(number).to_have_attribute("aria-invalid", "true")
+    number.fill("55 1234 5678")
+    form.locator("button[type=submit]").click()
+    expect(message).to_contain_text("Recepción")
+    menus = page.get_by_test_id("ivr-menus")
+    row = menus.locator("tr[data-menu='Recepción']")
+    expect(row.locator("li[data-key='1']")).to_have_text("1 → Desviar a +525512345678")
+    expect(row).to_contain_text("Después: Buzón de voz de Buzones")
+
+    async def stored(db: Database) -> tuple[Any, Any]:
+        async with db.session(Scope.tenant(phones.tenant_id), read_only=True) as session:
+            menu = await session.scalar(select(IvrMenu).where(IvrMenu.name == "Recepción"))
+            assert menu is not None
+            return menu.options, menu.timeout_action
+
+    assert live_server.run(stored) == (
+        {"1": {"action": "number", "number": "+525512345678"}},
+        {"action": "voicemail", "queue_id": str(queue_id)},
+    )
+
+    # after a reload the list and the editor show them as saved
+    page.reload()
+    expect(voice).to_have_attribute("data-ready", "true")
+    expect(row.locator("li[data-key='1']")).to_have_text("1 → Desviar a +525512345678")
+    expect(row).to_contain_text("Después: Buzón de voz de Buzones")
+    row.get_by_test_id("edit").click()
+    expect(form.get_by_test_id("ivr-name")).to_have_value("Recepción")
+    expect(option.get_by_test_id("ivr-action")).to_have_value("number")
+    expect(option.get_by_test_id("ivr-option-number")).to_have_value("+525512345678")
+    expect(timeout).to_have_value("voicemail")
+    expect(target).to_have_value(str(queue_id))
+
+    # the number's queue for voicemail, kept on a second save
+    target.select_option(label="La cola del número")
+    form.locator("button[type=submit]").click()
+    expect(row).to_contain_text("Después: Buzón de voz de la cola del número")
+    assert live_server.run(stored)[1] == {"action": "voicemail"}
+    row.get_by_test_id("delete").click()
+    expect(menus.locator("tr[data-menu='Recepción']")).to_have_count(0)
     assert errors == []
 
 

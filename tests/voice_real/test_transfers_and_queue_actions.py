@@ -17,7 +17,7 @@ from atiende.routing.models import ClosedAction, LicenceType, Queue, Schedule
 from atiende.voice import control
 from atiende.voice.ari import AriClient, AriRequestFailed
 from atiende.voice.calls import consult_bridge_id_of, voicemail_name_of
-from atiende.voice.models import Call, Pbx
+from atiende.voice.models import Call, IvrMenu, Pbx, VoiceNumber
 from atiende.voice.pbx import PhoneSecret
 from routing_factories import make_agent
 from voice_real.centre import CUSTOMER, DID, Centre, eventually
@@ -347,3 +347,75 @@ async def test_waiting_callers_hear_their_place_in_the_queue(centre: Centre, sip
     for caller in (first, second):
         result = await caller.wait(timeout=20)
         assert (result.successful, result.failed) == (1, 0), result.problems
+
+
+async def _menu(centre: Centre, **fields: object) -> None:
+    async with centre.db.session(Scope.tenant(centre.tenant.id)) as session:
+        menu = IvrMenu(
+            name=f"menu-{uuid.uuid4().hex[:6]}",
+            prompt="sound:hello-world",
+            invalid_prompt="sound:option-is-invalid",
+            created_at=centre.db.clock.now(),
+            **fields,
+        )
+        session.add(menu)
+        await session.flush()
+        (await session.scalars(select(VoiceNumber))).one().ivr_menu_id = menu.id
+
+
+async def test_a_menu_option_forwards_the_caller_to_a_number(centre: Centre, sipp: Sipp) -> None:
+    outside = await _outside_line(centre, sipp, answer_after_ms=200)
+    centre.configure(PhoneSecret("1050", outside.secret))
+    await outside.start()
+    await _menu(
+        centre,
+        timeout_seconds=5,
+        max_attempts=2,
+        options={"3": {"action": "number", "number": OUTSIDE}},
+    )
+    caller = sipp.caller(DID, CUSTOMER, dtmf="3", dtmf_delay_ms=600, hangup_after_ms=6000)
+    await caller.start()
+    await outside.wait_until(lambda r: r.answered == 1)
+    forwarded = (
+        await eventually(
+            centre.calls, lambda c: bool(c) and c[0].forwarded_to == OUTSIDE and c[0].bridge_id
+        )
+    )[0]
+    assert await centre.status() is InteractionStatus.closed
+    closed = await _event(centre, "closed")
+    assert (closed.data["reason"], closed.data["because"]) == ("forward", "ivr")
+    done = await _event(centre, "call.ivr_done")
+    assert (done.data["path"], done.data["number"]) == ("3", OUTSIDE)
+    result = await caller.wait(timeout=20)
+    assert (result.successful, result.failed) == (1, 0), result.problems
+    await outside.wait_until(lambda r: r.ended_by_pbx == 1)
+    steps = await centre.timeline(forwarded.interaction_id)
+    assert "queued" not in steps  # the menu sent the caller straight out
+
+
+async def test_a_caller_who_chooses_nothing_leaves_a_voicemail(centre: Centre, sipp: Sipp) -> None:
+    centre.configure()
+    await _menu(
+        centre,
+        timeout_seconds=1,
+        max_attempts=1,
+        options={"1": {"action": "repeat"}},
+        timeout_action={"action": "voicemail"},
+    )
+    async with centre.db.session(Scope.tenant(centre.tenant.id)) as session:
+        (await session.get_one(Queue, centre.queue.id)).voicemail_prompt = "sound:beep"
+    # the menu (about 2 s), the prompt and the beep, then a few seconds of message: hang up
+    result = await sipp.caller(DID, CUSTOMER, hangup_after_ms=7000).run(timeout=25)
+    assert (result.successful, result.failed) == (1, 0), result.problems
+    assert result.calls[0].bye_from == "caller"
+    call = (await eventually(centre.calls, lambda c: bool(c) and c[0].ended_at is not None))[0]
+    assert (call.recording_name, call.end_cause) == (voicemail_name_of(call.id), "voicemail")
+    closed = await _event(centre, "closed")
+    assert (closed.data["reason"], closed.data["because"]) == ("voicemail", "ivr")
+    async with AriClient(ARI_URL, ARI_USERNAME, ARI_PASSWORD) as client:
+        audio = await eventually(
+            lambda: _stored(client, call.recording_name or ""), lambda body: body is not None
+        )
+        assert audio is not None
+        assert audio[:4] == b"RIFF"
+        await client.delete_stored_recording(call.recording_name or "")

@@ -315,7 +315,7 @@ async def enqueue(
                 return
             unattended = _unattended_action(queue, interaction, queue.closed_action)
             if unattended is not None:
-                await _leave_unattended(session, interaction, queue, unattended, "closed")
+                await leave_unattended(session, interaction, queue, unattended, "closed")
                 return
             if (
                 queue.closed_action in _REPLIES_WHEN_CLOSED
@@ -395,13 +395,20 @@ def _unattended_action(
     return None
 
 
-async def _leave_unattended(
-    session: AsyncSession, interaction: Interaction, queue: Queue, action: str, why: str
+async def leave_unattended(
+    session: AsyncSession,
+    interaction: Interaction,
+    queue: Queue,
+    action: str,
+    why: str,
+    *,
+    number: str | None = None,
 ) -> None:
     """A call leaves the queue for voicemail or a forward (``action``), because the queue is
-    closed or the caller waited too long (``why``): the interaction is closed with that
-    reason, and the ``interaction.changed`` event (change ``voicemail`` or ``forward``) tells
-    call control to take the caller there."""
+    closed, the caller waited too long or chose it in a menu (``why``: ``closed``,
+    ``max_wait``, ``ivr``): the interaction is closed with that reason, and the
+    ``interaction.changed`` event (change ``voicemail`` or ``forward``) tells call control to
+    take the caller there. A forward goes to ``number``, else the queue's."""
     for offer in await _pending_offers(session, interaction.id):
         await _close_offer(session, offer, OfferStatus.cancelled)
     interaction.queue_id = queue.id
@@ -411,7 +418,7 @@ async def _leave_unattended(
     interaction.first_enqueued_at = interaction.first_enqueued_at or interaction.closed_at
     details: dict[str, Any] = {"reason": action, "because": why, "queue_id": str(queue.id)}
     if action == "forward":
-        details["number"] = queue.forward_number
+        details["number"] = number or queue.forward_number
     await conversations.record(session, interaction, "closed", agent_id=None, **details)
     await conversations.changed(session, interaction, action)
 
@@ -438,6 +445,31 @@ async def position_in_queue(session: AsyncSession, interaction: Interaction) -> 
         )
     )
     return (ahead or 0) + 1
+
+
+#: How far back the estimated wait of a queue looks (the waits of callers answered lately).
+RECENT_WAITS = timedelta(hours=1)
+
+
+async def recent_wait_seconds(session: AsyncSession, queue_id: uuid.UUID) -> float | None:
+    """The average wait, from entering the queue to an agent taking it, of the interactions
+    of ``queue_id`` taken in the last hour; None when none was (no estimate to give)."""
+    instant = now(session)
+    rows = (
+        await session.execute(
+            select(Interaction.first_enqueued_at, Interaction.assigned_at).where(
+                Interaction.queue_id == queue_id,
+                Interaction.assigned_at >= instant - RECENT_WAITS,
+                Interaction.first_enqueued_at.is_not(None),
+            )
+        )
+    ).all()
+    waits = [
+        max(0.0, (taken - entered).total_seconds())
+        for entered, taken in rows
+        if entered is not None and taken is not None
+    ]
+    return sum(waits) / len(waits) if waits else None
 
 
 async def hand_over(
@@ -1648,7 +1680,7 @@ async def overflow_if_waiting(
         return False
     unattended = _unattended_action(queue, interaction, queue.max_wait_action)
     if unattended is not None:
-        await _leave_unattended(session, interaction, queue, unattended, "max_wait")
+        await leave_unattended(session, interaction, queue, unattended, "max_wait")
         return True
     if queue.overflow_queue_id is None:
         return False

@@ -226,11 +226,32 @@ def voicemail_name_of(call_id: uuid.UUID) -> str:
     return f"atiende-vm-{call_id.hex}"
 
 
-def position_media(position: int) -> tuple[str, ...]:
-    """What a waiting caller hears of their place in the queue (Asterisk's queue sounds)."""
-    if position <= 1:
-        return ("sound:queue-youarenext",)
-    return ("sound:queue-thereare", f"number:{position}", "sound:queue-callswaiting")
+def announcement_media(position: int, wait_seconds: float | None) -> tuple[str, ...]:
+    """What a waiting caller hears (Asterisk's queue sounds): their place in the queue, the
+    estimated wait when there is one (in whole minutes, "less than one minute" below one),
+    and thanks."""
+    media: list[str] = (
+        ["sound:queue-youarenext"]
+        if position <= 1
+        else ["sound:queue-thereare", f"number:{position}", "sound:queue-callswaiting"]
+    )
+    minutes = wait_minutes(wait_seconds)
+    if minutes is not None:
+        media.append("sound:queue-holdtime")
+        if minutes < 1:
+            media += ["sound:queue-less-than", "number:1", "sound:queue-minute"]
+        else:
+            media += [f"number:{minutes}", "sound:queue-minutes"]
+    media.append("sound:queue-thankyou")
+    return tuple(media)
+
+
+def wait_minutes(wait_seconds: float | None) -> int | None:
+    """An estimated wait as announced: whole minutes, half a minute and more rounded up
+    (0: under one minute)."""
+    if wait_seconds is None:
+        return None
+    return 0 if wait_seconds < 60 else int(wait_seconds / 60 + 0.5)
 
 
 #: The channel id of the agent's phone ringing for a call they place: ``<prefix><call hex>``.
@@ -735,6 +756,10 @@ class CallControl:
             with contextlib.suppress(AriError):
                 await client.hangup(call.customer)
             return
+        if isinstance(end, ivr.ToNumber | ivr.ToVoicemail):
+            call.menu_state = None
+            await self._ivr_unattended(call, end, outcome.state.fallback_queue_id)
+            return
         media: list[str] = []
         wait = None
         for action in outcome.actions:
@@ -814,6 +839,39 @@ class CallControl:
             await routing.enqueue(session, interaction, end.queue_id)
         self._enqueued_at[call.interaction_id] = time.monotonic()
         self._announce_later(call)
+
+    async def _ivr_unattended(
+        self, call: _Call, end: ivr.ToNumber | ivr.ToVoicemail, fallback_queue_id: uuid.UUID
+    ) -> None:
+        """The caller chose an outside number or voicemail in the menu: the interaction is
+        closed for it (``routing.leave_unattended``), then the caller is taken there."""
+        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+            interaction = await session.get(Interaction, call.interaction_id)
+            if interaction is None:
+                return
+            queue_id = end.queue_id if isinstance(end, ivr.ToVoicemail) else fallback_queue_id
+            queue = await session.get(Queue, queue_id)
+            await record_entries(session, interaction, call.pending)
+            call.pending.clear()
+            await conversations.record(
+                session,
+                interaction,
+                "call.ivr_done",
+                role="customer",
+                channel_id=call.customer,
+                path=end.path,
+                **_ivr_target(end),
+            )
+            if queue is not None:
+                action = "forward" if isinstance(end, ivr.ToNumber) else "voicemail"
+                number = end.number if isinstance(end, ivr.ToNumber) else None
+                await routing.leave_unattended(
+                    session, interaction, queue, action, "ivr", number=number
+                )
+        if isinstance(end, ivr.ToNumber):
+            await self._forward_unattended(call, end.number)
+        else:
+            await self._voicemail(call, end.queue_id)
 
     async def _number(
         self, tenant_id: uuid.UUID | None, number: str
@@ -1499,16 +1557,20 @@ class CallControl:
         if not dialled:
             await self._third_gone(call)
 
-    async def _forward_unattended(self, call: _Call) -> None:
-        """The queue sent the caller to its forward number (closed hours, max wait)."""
-        async with self.db.session(Scope.tenant(call.tenant_id), read_only=True) as session:
-            interaction = await session.get(Interaction, call.interaction_id)
-            queue = (
-                None
-                if interaction is None or interaction.queue_id is None
-                else await session.get(Queue, interaction.queue_id)
-            )
-        number = queue.forward_number if queue is not None else None
+    async def _forward_unattended(self, call: _Call, number: str | None = None) -> None:
+        """The queue sent the caller to its forward number (closed hours, max wait), or the
+        menu to the number of the option chosen."""
+        if call.third is not None or call.ended:
+            return  # already under way (the menu's forward, then its interaction.changed)
+        if number is None:
+            async with self.db.session(Scope.tenant(call.tenant_id), read_only=True) as session:
+                interaction = await session.get(Interaction, call.interaction_id)
+                queue = (
+                    None
+                    if interaction is None or interaction.queue_id is None
+                    else await session.get(Queue, interaction.queue_id)
+                )
+            number = queue.forward_number if queue is not None else None
         await self._stop_announcing(call)
         pbx = await self._outbound(call)
         if number is None or pbx is None or call.ended:
@@ -1867,6 +1929,11 @@ class CallControl:
             if interaction is None or interaction.status is not InteractionStatus.queued:
                 return
             position = await routing.position_in_queue(session, interaction)
+            waited = (
+                None
+                if interaction.queue_id is None
+                else await routing.recent_wait_seconds(session, interaction.queue_id)
+            )
             await conversations.record(
                 session,
                 interaction,
@@ -1874,12 +1941,15 @@ class CallControl:
                 role="customer",
                 channel_id=call.customer,
                 position=position,
+                wait_minutes=wait_minutes(waited),
             )
         client = self.client_for(call)
         playback = f"atiende-ann-{call.id.hex}-{token}"
         try:
             await client.stop_moh(call.customer)
-            await client.play(call.customer, position_media(position), playback_id=playback)
+            await client.play(
+                call.customer, announcement_media(position, waited), playback_id=playback
+            )
             call.announce_playback = playback
         except AriError as error:
             log.info("announcing to call %s failed: %s", call.id, error)
@@ -1924,19 +1994,18 @@ class CallControl:
 
     # -- voicemail ----------------------------------------------------------------------------
 
-    async def _voicemail(self, call: _Call) -> None:
-        """The queue sends the caller to voicemail (closed hours, max wait): its prompt, a
-        beep, and the message recorded on the caller's channel (``_played``)."""
+    async def _voicemail(self, call: _Call, queue_id: uuid.UUID | None = None) -> None:
+        """The queue sends the caller to voicemail (closed hours, max wait), or the menu
+        does: the queue's prompt, a beep, and the message recorded on the caller's channel
+        (``_played``)."""
         if call.voicemail is not None or call.ended:
             return
         await self._stop_announcing(call)
         async with self.db.session(Scope.tenant(call.tenant_id), read_only=True) as session:
             interaction = await session.get(Interaction, call.interaction_id)
-            queue = (
-                None
-                if interaction is None or interaction.queue_id is None
-                else await session.get(Queue, interaction.queue_id)
-            )
+            if queue_id is None and interaction is not None:
+                queue_id = interaction.queue_id
+            queue = None if queue_id is None else await session.get(Queue, queue_id)
         prompt: tuple[str, ...] = DEFAULT_VOICEMAIL_PROMPT
         if queue is not None and queue.voicemail_prompt:
             with contextlib.suppress(ivr.IvrInvalid):
@@ -2120,6 +2189,12 @@ def _lane_of_other(kind: str, item: Any) -> str | None:
         target = item.recording.target_uri
         return target.removeprefix("channel:") if target.startswith("channel:") else None
     return None
+
+
+def _ivr_target(end: ivr.ToNumber | ivr.ToVoicemail) -> dict[str, Any]:
+    if isinstance(end, ivr.ToNumber):
+        return {"number": end.number}
+    return {"voicemail_queue_id": str(end.queue_id)}
 
 
 def _uuid_or_none(value: str) -> uuid.UUID:

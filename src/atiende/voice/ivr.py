@@ -11,9 +11,12 @@ to carry out, in order:
   then call ``timed_out``;
 - ``ToQueue(queue_id, path)``: the menu is over; queue the call (``path`` holds the keys of
   the options the caller chose, e.g. ``"13"``, for the timeline);
-- ``HangUp(reason)``: the menu is over; hang up.
+- ``HangUp(reason)``: the menu is over; hang up;
+- ``ToNumber(number, path)``: the menu is over; forward the call to an outside number (E.164);
+- ``ToVoicemail(queue_id, path)``: the menu is over; the caller leaves a message for the
+  queue (its voicemail prompt; the message is kept with the call).
 
-An outcome that ends the menu ends with ``ToQueue`` or ``HangUp``; after it, ``press`` and
+An outcome that ends the menu ends with one of the last four; after it, ``press`` and
 ``timed_out`` change nothing. A key pressed while a prompt still plays counts (barge-in):
 call control stops the playback and carries out the new outcome's actions.
 
@@ -60,6 +63,10 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
+import phonenumbers
+
+#: An outside number as options store it.
+E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
 #: The keys of a phone, in the order menus list them.
 DIGITS: Final = "0123456789*#"
 #: How many menus one call may enter (the first included).
@@ -90,6 +97,8 @@ class OptionKind(StrEnum):
     menu = "menu"  # enter another menu
     repeat = "repeat"  # hear the prompt again
     hangup = "hangup"
+    number = "number"  # forward the call to an outside number
+    voicemail = "voicemail"  # leave a message (for the option's queue, else the fallback)
 
 
 class HangUpReason(StrEnum):
@@ -112,14 +121,22 @@ class Option:
     """What a key (or the end of the attempts) does."""
 
     action: OptionKind
-    queue_id: uuid.UUID | None = None  # queue: None is the fallback queue
+    queue_id: uuid.UUID | None = None  # queue, voicemail: None is the fallback queue
     menu_id: uuid.UUID | None = None  # menu: the menu entered
+    number: str | None = None  # number: the outside number, E.164
 
     def __post_init__(self) -> None:
         if self.action is OptionKind.menu and self.menu_id is None:
             raise IvrInvalid("menu_id", "A menu option needs the menu it enters.")
-        if self.queue_id is not None and self.action is not OptionKind.queue:
+        if self.queue_id is not None and self.action not in (
+            OptionKind.queue,
+            OptionKind.voicemail,
+        ):
             raise IvrInvalid("queue_id", f"A {self.action} option takes no queue.")
+        if self.action is OptionKind.number and not (self.number and E164.fullmatch(self.number)):
+            raise IvrInvalid("number", "A number option needs a number in E.164 (+5255…).")
+        if self.number is not None and self.action is not OptionKind.number:
+            raise IvrInvalid("number", f"A {self.action} option takes no number.")
         if self.menu_id is not None and self.action is not OptionKind.menu:
             raise IvrInvalid("menu_id", f"A {self.action} option takes no menu.")
 
@@ -186,7 +203,20 @@ class HangUp:
     reason: HangUpReason
 
 
-IvrAction = Play | WaitDigit | ToQueue | HangUp
+@dataclass(frozen=True, slots=True)
+class ToNumber:
+    number: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToVoicemail:
+    queue_id: uuid.UUID
+    path: str
+
+
+End = ToQueue | HangUp | ToNumber | ToVoicemail
+IvrAction = Play | WaitDigit | ToQueue | HangUp | ToNumber | ToVoicemail
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +225,9 @@ class Outcome:
     actions: tuple[IvrAction, ...]
 
     @property
-    def end(self) -> ToQueue | HangUp | None:
+    def end(self) -> End | None:
         """How the menu ended, when this outcome ends it."""
-        if self.actions and isinstance(self.actions[-1], ToQueue | HangUp):
+        if self.actions and isinstance(self.actions[-1], ToQueue | HangUp | ToNumber | ToVoicemail):
             return self.actions[-1]
         return None
 
@@ -235,6 +265,13 @@ def _chosen(
             return _finish(state, ToQueue(option.queue_id or state.fallback_queue_id, state.path))
         case OptionKind.hangup:
             return _finish(state, HangUp(HangUpReason.chosen))
+        case OptionKind.number:
+            assert option.number is not None  # Option checks it
+            return _finish(state, ToNumber(option.number, state.path))
+        case OptionKind.voicemail:
+            return _finish(
+                state, ToVoicemail(option.queue_id or state.fallback_queue_id, state.path)
+            )
         case OptionKind.repeat:
             return _failed(state, menus, menu, ())
         case OptionKind.menu:
@@ -281,6 +318,12 @@ def _failed(
         return _finish(state, ToQueue(queue_id or state.fallback_queue_id, state.path), lead)
     if action.action is OptionKind.hangup:
         return _finish(state, HangUp(HangUpReason.no_choice), lead)
+    if action.action is OptionKind.number:
+        assert action.number is not None  # Option checks it
+        return _finish(state, ToNumber(action.number, state.path), lead)
+    if action.action is OptionKind.voicemail:
+        queue_id = action.queue_id or state.fallback_queue_id
+        return _finish(state, ToVoicemail(queue_id, state.path), lead)
     assert action.menu_id is not None  # Option checks it
     return _enter(state, menus, action.menu_id, lead)
 
@@ -289,7 +332,7 @@ def _prompt(menu: Menu) -> tuple[IvrAction, ...]:
     return (Play(menu.prompt), WaitDigit(menu.timeout_seconds))
 
 
-def _finish(state: IvrState, end: ToQueue | HangUp, lead: tuple[IvrAction, ...] = ()) -> Outcome:
+def _finish(state: IvrState, end: End, lead: tuple[IvrAction, ...] = ()) -> Outcome:
     return Outcome(replace(state, finished=True), (*lead, end))
 
 
@@ -328,7 +371,9 @@ def parse_option(value: object, *, field: str, timeout_action: bool = False) -> 
     ``field`` prefixes the names of the parts in errors."""
     if not isinstance(value, Mapping):
         raise IvrInvalid(field, 'An option is an object such as {"action": "queue"}.')
-    extra = sorted(str(key) for key in value if key not in ("action", "queue_id", "menu_id"))
+    extra = sorted(
+        str(key) for key in value if key not in ("action", "queue_id", "menu_id", "number")
+    )
     if extra:
         raise IvrInvalid(f"{field}.{extra[0]}", f"An option has no {extra[0]!r}.")
     allowed = [kind for kind in OptionKind if not (timeout_action and kind is OptionKind.repeat)]
@@ -342,8 +387,11 @@ def parse_option(value: object, *, field: str, timeout_action: bool = False) -> 
             ids[key] = None if raw is None else uuid.UUID(str(raw))
         except ValueError:
             raise IvrInvalid(f"{field}.{key}", f"{raw!r} is not an id.") from None
+    number = value.get("number")
+    if number is not None:
+        number = normalise_number(number, field=f"{field}.number")
     try:
-        return Option(OptionKind(action), ids["queue_id"], ids["menu_id"])
+        return Option(OptionKind(action), ids["queue_id"], ids["menu_id"], number)
     except IvrInvalid as error:
         raise IvrInvalid(f"{field}.{error.field}", error.message) from None
 
@@ -368,4 +416,20 @@ def option_json(option: Option) -> dict[str, Any]:
         data["queue_id"] = str(option.queue_id)
     if option.menu_id is not None:
         data["menu_id"] = str(option.menu_id)
+    if option.number is not None:
+        data["number"] = option.number
     return data
+
+
+def normalise_number(value: object, *, field: str = "number", region: str = "MX") -> str:
+    """An outside number as an administrator writes it (national numbers read in ``region``)
+    → E.164."""
+    if not isinstance(value, str):
+        raise IvrInvalid(field, "The number is text, e.g. +525512345678.")
+    try:
+        parsed = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        raise IvrInvalid(field, f"{value!r} is not a phone number.") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise IvrInvalid(field, f"{value!r} is not a valid phone number.")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

@@ -48,12 +48,15 @@ class MenuCreate(BaseModel):
     max_attempts: int = Field(default=3, ge=ivr.MIN_ATTEMPTS, le=ivr.MAX_ATTEMPTS)
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description='By key (0-9, *, #): {"action": "queue"|"menu"|"repeat"|"hangup", '
-        '"queue_id"?, "menu_id"?}. A queue option without queue_id uses the number\'s queue.',
+        description='By key (0-9, *, #): {"action": "queue"|"menu"|"repeat"|"hangup"|'
+        '"number"|"voicemail", "queue_id"?, "menu_id"?, "number"?}. A queue or voicemail '
+        "option without queue_id uses the number's queue; a number option forwards the call "
+        "to its number (E.164) through the PBX's outbound route.",
     )
     timeout_action: dict[str, Any] | None = Field(
         default=None,
-        description="When the attempts run out: queue, menu or hangup (the option shape); "
+        description="When the attempts run out: queue, menu, hangup, number or voicemail "
+        "(the option shape); "
         "null sends the call to the number's queue.",
     )
 
@@ -322,7 +325,9 @@ def _live(option: ivr.Option, voice_queues: set[uuid.UUID], menu_ids: set[uuid.U
     """An option whose queue was deleted (or no longer takes calls) or whose menu is gone
     sends the caller to the number's queue instead."""
     if option.queue_id is not None and option.queue_id not in voice_queues:
-        return ivr.Option(ivr.OptionKind.queue)
+        # a voicemail option keeps its kind: the message goes to the number's queue
+        kind = option.action if option.action is ivr.OptionKind.voicemail else ivr.OptionKind.queue
+        return ivr.Option(kind)
     if option.menu_id is not None and option.menu_id not in menu_ids:
         return ivr.Option(ivr.OptionKind.queue)
     return option

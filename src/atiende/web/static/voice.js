@@ -3,8 +3,9 @@
  * Lists the tenant's phone numbers with their queues and IVR menus (GET
  * /api/v1/voice/numbers) and its IVR menus (GET /api/v1/voice/ivr-menus); the PBXs, phones
  * and recordings are voice_pbxs.js's. Administrators add a number to a queue that takes calls,
- * give it a menu, move it or delete it, and build menus: the prompt, what each key does and
- * what happens when the attempts run out. Supervisors read (the API decides; the server
+ * give it a menu, move it or delete it, and build menus: the prompt, what each key does (a
+ * queue, another menu, a repeat, a hang-up, an outside number or voicemail) and what happens
+ * when the attempts run out. Supervisors read (the API decides; the server
  * renders no form for them). Uses window.Atiende.
  */
 "use strict";
@@ -15,8 +16,8 @@
   const { h, $, $$, api, errorMessage, showMessage, clearFieldErrors, checkForm, busy, fillTable } =
     A;
   const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "*", "#"];
-  const OPTION_ACTIONS = ["queue", "menu", "repeat", "hangup"];
-  const TIMEOUT_ACTIONS = ["queue", "menu", "hangup"];
+  const OPTION_ACTIONS = ["queue", "menu", "repeat", "hangup", "number", "voicemail"];
+  const TIMEOUT_ACTIONS = ["queue", "menu", "hangup", "number", "voicemail"];
 
   const LOCAL = A.readJson("i18n-admin");
   const t = (key, values) => (key in LOCAL ? A.fillIn(LOCAL[key], values) : A.t(key, values));
@@ -122,7 +123,11 @@
 
     const actionLabel = (action) => (LOCAL.ivr_actions || {})[action] || action;
     const voiceQueues = () => queues.filter((q) => (q.channels || []).includes("voice"));
-    const targetKey = (action) => (action === "menu" ? "menu_id" : "queue_id");
+    const targetKey = (action) =>
+      action === "menu" ? "menu_id" : action === "number" ? "number" : "queue_id";
+    /** An option's destination as its form control holds it. */
+    const targetOf = (option) =>
+      (option && (option.queue_id || option.menu_id || option.number)) || "";
 
     /** What an option (or the timeout action) does, in words. */
     function describe(option) {
@@ -132,15 +137,35 @@
           : t("numbers_queue");
       }
       if (option.action === "menu") return t("ivr_to_menu", { name: menuName(option.menu_id) });
+      if (option.action === "number") return t("ivr_to_number", { number: option.number });
+      if (option.action === "voicemail") {
+        return option.queue_id
+          ? t("ivr_to_voicemail", { name: queueName(option.queue_id) })
+          : t("ivr_voicemail_numbers_queue");
+      }
       return actionLabel(option.action);
     }
 
-    /** The destination chooser of an action: queues that take calls (or the number's queue),
-     * or menus; nothing for repeat and hang up. */
-    function targetSelect(action, value, label) {
-      if (action !== "queue" && action !== "menu") return null;
+    /** The destination chooser of an action: queues that take calls (or the number's queue)
+     * for queue and voicemail, menus, or the outside number; nothing for repeat and hang up. */
+    function targetSelect(action, value, label, testid) {
+      if (action === "number") {
+        const input = h("input", {
+          type: "tel",
+          inputmode: "tel",
+          maxlength: "40",
+          autocomplete: "off",
+          placeholder: "+525512345678",
+          "data-target": "",
+          "aria-label": t("label_number"),
+          "data-testid": `${testid}-number`,
+        });
+        input.value = value || "";
+        return input;
+      }
+      if (action !== "queue" && action !== "menu" && action !== "voicemail") return null;
       const choices =
-        action === "queue"
+        action !== "menu"
           ? [
               h("option", { value: "" }, t("numbers_queue")),
               ...voiceQueues().map((q) => h("option", { value: q.id }, q.name)),
@@ -149,7 +174,11 @@
               h("option", { value: "" }, "—"),
               ...menus.map((m) => h("option", { value: m.id }, m.name)),
             ];
-      const select = h("select", { "data-target": "", "aria-label": label }, choices);
+      const select = h(
+        "select",
+        { "data-target": "", "aria-label": label, "data-testid": `${testid}-target` },
+        choices,
+      );
       select.value = value || "";
       return select;
     }
@@ -175,9 +204,11 @@
       action.setAttribute("data-testid", "ivr-action");
       const target = h("td", {});
       const fill = (value) =>
-        target.replaceChildren(targetSelect(action.value, value, t("label_destination")) || "");
+        target.replaceChildren(
+          targetSelect(action.value, value, t("label_destination"), "ivr-option") || "",
+        );
       action.addEventListener("change", () => fill(""));
-      fill(option.queue_id || option.menu_id || "");
+      fill(targetOf(option));
       const tr = h("tr", { "data-option": "" }, h("td", {}, keySelect), h("td", {}, action), target);
       tr.append(
         h("td", { class: "actions" }, smallButton(t("remove"), "", () => tr.remove(), "ivr-remove")),
@@ -193,10 +224,13 @@
 
     function setTimeoutAction(option) {
       timeoutSelect.value = option ? option.action : "queue";
-      const value = option ? option.queue_id || option.menu_id || "" : "";
-      timeoutTarget.replaceChildren(
-        targetSelect(timeoutSelect.value, value, t("label_destination")) || "",
+      const target = targetSelect(
+        timeoutSelect.value,
+        targetOf(option),
+        t("label_destination"),
+        "ivr-timeout",
       );
+      timeoutTarget.replaceChildren(target || "");
       timeoutTarget.dataset.field = `timeout_action.${targetKey(timeoutSelect.value)}`;
     }
 
@@ -240,7 +274,7 @@
           continue;
         }
         const option = { action };
-        if (target && target.value) option[targetKey(action)] = target.value;
+        if (target && target.value.trim()) option[targetKey(action)] = target.value.trim();
         options[key] = option;
       }
       return { options, duplicate };
@@ -251,7 +285,7 @@
       const target = $("[data-target]", timeoutTarget);
       if (action === "queue" && !(target && target.value)) return null;
       const option = { action };
-      if (target && target.value) option[targetKey(action)] = target.value;
+      if (target && target.value.trim()) option[targetKey(action)] = target.value.trim();
       return option;
     }
 
@@ -398,7 +432,16 @@
               ? await api("PATCH", `/api/v1/voice/ivr-menus/${editingMenu.id}`, body)
               : await api("POST", "/api/v1/voice/ivr-menus", body);
           } catch (error) {
-            A.showFormError(ivrForm, ivrFormMessage, error, true);
+            const field = (error.details || {}).field || "";
+            if (error.code === "ivr_option_invalid" && field.endsWith(".number")) {
+              // an outside number that is not one: say how to write it, on its field
+              clearFieldErrors(ivrForm);
+              const control = A.markField(ivrForm, field, t("error_ivr_number_invalid"));
+              showMessage(ivrFormMessage, "error", t("error_ivr_number_invalid"));
+              if (control) control.focus();
+            } else {
+              A.showFormError(ivrForm, ivrFormMessage, error, true);
+            }
             return null;
           }
         });
