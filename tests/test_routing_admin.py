@@ -165,6 +165,7 @@ async def test_a_queue_gets_sensible_defaults(app, db: Database) -> None:
         "max_wait_action": "overflow",
         "forward_number": None,
         "voicemail_prompt": None,
+        "message_prompt": None,
         "announce_every_seconds": 0,
     }
 

@@ -175,6 +175,45 @@ async def test_a_call_at_a_closed_queue_that_forwards_nowhere_keeps_waiting(
     assert changes[-1] == "queued"
 
 
+async def test_a_call_at_a_closed_queue_with_a_message_hears_it_and_a_chat_gets_the_text(
+    app: Any, db: Database
+) -> None:
+    tenant = await make_tenant(db)
+    queue = await _closed_queue(
+        db,
+        tenant,
+        channels=["voice", "webchat"],
+        closed_action=ClosedAction.auto_reply,
+        closed_message=CLOSED_MESSAGE,
+        message_prompt="sound:custom/closed",
+    )
+    call_id = await arrive(db, tenant, queue, channel=Channel.voice)
+    chat_id = await arrive(db, tenant, queue)
+
+    call = await get(db, tenant, call_id)
+    assert call.status is InteractionStatus.closed
+    assert (await _entries(db, tenant, call_id))[-1] == (
+        "closed",
+        {"reason": "message", "because": "closed", "queue_id": str(queue.id)},
+    )
+    assert [c["change"] for c in await _changes(db, tenant, call_id)][-1] == "message"
+    assert await _outbound(db, tenant, call_id) == []  # a caller is not sent text
+    assert (await get(db, tenant, chat_id)).status is InteractionStatus.queued
+    assert await _outbound(db, tenant, chat_id) == [CLOSED_MESSAGE]
+
+
+async def test_a_call_at_a_closed_auto_reply_queue_without_a_message_waits_with_music(
+    app: Any, db: Database
+) -> None:
+    tenant = await make_tenant(db)
+    queue = await _closed_queue(
+        db, tenant, closed_action=ClosedAction.auto_reply, closed_message=CLOSED_MESSAGE
+    )
+    call_id = await arrive(db, tenant, queue, channel=Channel.voice)
+    assert (await get(db, tenant, call_id)).status is InteractionStatus.queued
+    assert await _outbound(db, tenant, call_id) == []
+
+
 async def test_a_chat_at_a_closed_voicemail_queue_gets_the_closed_message_and_waits(
     app: Any, db: Database
 ) -> None:
@@ -200,6 +239,7 @@ async def test_a_chat_at_a_closed_voicemail_queue_gets_the_closed_message_and_wa
     [
         (MaxWaitAction.voicemail, "voicemail", {}),
         (MaxWaitAction.forward, "forward", {"number": FORWARD}),
+        (MaxWaitAction.message, "message", {}),
     ],
 )
 async def test_a_call_waiting_past_the_max_wait_leaves_the_queue_that_way(
@@ -218,6 +258,7 @@ async def test_a_call_waiting_past_the_max_wait_leaves_the_queue_that_way(
         max_wait_seconds=90,
         max_wait_action=action,
         forward_number=FORWARD,
+        message_prompt="sound:custom/busy",
         overflow_queue_id=overflow.id,  # calls still leave by the action, not to it
     )
     call_id = await arrive(db, tenant, queue, channel=Channel.voice)

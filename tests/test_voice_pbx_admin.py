@@ -22,6 +22,7 @@ from atiende.audit.models import AuditEntry
 from atiende.contacts.models import IdentityKind
 from atiende.conversations.models import Channel
 from atiende.core.db import Database, Scope, now
+from atiende.core.events import EventRecord
 from atiende.identity.models import Role
 from atiende.tenancy.models import Tenant
 from atiende.voice import phones, service
@@ -471,3 +472,60 @@ def test_one_pbx_saying_online_is_enough() -> None:
     assert phones.combine([], "1001") == "unknown"
     assert phones.combine([{"1001": "unknown"}], "1001") == "unknown"  # Asterisk cannot tell
     assert phones.combine([{"1001": "unknown"}, {}], "1001") == "offline"
+
+
+async def test_an_agent_sets_their_phone_to_answer_by_itself(
+    app: FastAPI, db: Database, ari: FakePbx
+) -> None:
+    tenant, _, _ = await _admin_with_pbx(app, db, ari.url)
+    agent = await caller(app, tenant, Role.agent)
+    other = await caller(app, tenant, Role.agent)
+    await _extensions(db, tenant, {"1001": agent, "1002": other})
+    ari.endpoints = {"1001": "online", "1002": "online"}
+    assert _ok(await agent.client.get("/api/v1/voice/extensions/mine"))["auto_answer"] is False
+
+    mine = _ok(await agent.client.put("/api/v1/voice/extensions/mine", json={"auto_answer": True}))
+    assert (mine["number"], mine["auto_answer"]) == ("1001", True)
+    assert _ok(await other.client.get("/api/v1/voice/extensions/mine"))["auto_answer"] is False
+    async with db.session(Scope.tenant(tenant.id), read_only=True) as session:
+        logged = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "extension.update"))
+        ).all()
+        changed = await session.scalar(
+            select(EventRecord).where(EventRecord.type == "extension.changed")
+        )
+    assert [(e.before, e.after) for e in logged] == [
+        ({"auto_answer": False}, {"auto_answer": True})
+    ]
+    assert changed is not None
+    assert changed.data == {"user_id": str(agent.id), "number": "1001", "auto_answer": True}
+    # the same value again changes nothing and logs nothing
+    _ok(await agent.client.put("/api/v1/voice/extensions/mine", json={"auto_answer": True}))
+    async with db.session(Scope.tenant(tenant.id), read_only=True) as session:
+        assert (
+            len(
+                (
+                    await session.scalars(
+                        select(AuditEntry).where(AuditEntry.action == "extension.update")
+                    )
+                ).all()
+            )
+            == 1
+        )
+
+    _error(
+        await agent.client.put("/api/v1/voice/extensions/mine", json={"auto_answer": "maybe"}),
+        422,
+        "validation_error",
+    )
+    _error(
+        await agent.client.put("/api/v1/voice/extensions/mine", json={"number": "1002"}),
+        422,
+        "validation_error",
+    )
+    nobody = await caller(app, tenant, Role.agent)
+    _error(
+        await nobody.client.put("/api/v1/voice/extensions/mine", json={"auto_answer": True}),
+        404,
+        "extension_not_found",
+    )

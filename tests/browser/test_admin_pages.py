@@ -170,7 +170,7 @@ def test_admin_sets_up_a_queue_with_skill_member_disposition_and_widget(
     assert errors == []
 
 
-def test_admin_sets_voicemail_forwarding_and_announcements_on_a_queue(
+def test_admin_sets_voicemail_forwarding_messages_and_announcements_on_a_queue(
     live_server: LiveServer, new_context: NewContext, sign_in: SignIn
 ) -> None:
     page = new_context().new_page()
@@ -226,6 +226,7 @@ def test_admin_sets_voicemail_forwarding_and_announcements_on_a_queue(
             "max_wait_action",
             "forward_number",
             "voicemail_prompt",
+            "message_prompt",
             "announce_every_seconds",
         )
     } == {
@@ -235,6 +236,7 @@ def test_admin_sets_voicemail_forwarding_and_announcements_on_a_queue(
         "max_wait_action": "forward",
         "forward_number": "+525512345678",
         "voicemail_prompt": None,
+        "message_prompt": None,
         "announce_every_seconds": 30,
     }
 
@@ -247,6 +249,41 @@ def test_admin_sets_voicemail_forwarding_and_announcements_on_a_queue(
     _open(page, "/admin/queues")
     page.locator("[data-queue='Conmutador']").get_by_test_id("edit").click()
     expect(form.locator("input[name=announce_every_seconds]")).to_have_value("30")
+
+    # hanging up with a message after the maximum wait needs the message to play
+    max_wait_action = form.locator("select[name=max_wait_action]")
+    expect(max_wait_action.locator("option[value=message]")).to_have_text(
+        "Reproducir un mensaje y colgar (llamadas)"
+    )
+    max_wait_action.select_option("message")
+    form.locator("button[type=submit]").click()
+    prompt = form.locator("input[name=message_prompt]")
+    expect(prompt).to_have_attribute("aria-invalid", "true")
+    expect(form.locator("[data-error-for=message_prompt]")).to_have_text(
+        "Para colgar con un mensaje hace falta el mensaje que se reproduce."
+    )
+    prompt.fill("custom/closed")
+    form.locator("button[type=submit]").click()
+    expect(form.locator("[data-error-for=message_prompt]")).to_have_text(
+        "Escriba lo que se reproduce como medios de Asterisk separados por comas, "
+        "por ejemplo sound:custom/welcome."
+    )
+    prompt.fill(" sound:custom/closed , digits:123")
+    form.locator("button[type=submit]").click()
+    expect(form.get_by_test_id("message-success")).to_contain_text("Conmutador")
+    _open(page, "/admin/queues")
+    page.locator("[data-queue='Conmutador']").get_by_test_id("edit").click()
+    expect(max_wait_action).to_have_value("message")
+    expect(prompt).to_have_value("sound:custom/closed,digits:123")
+    stored = page.evaluate(
+        """async () => (await (await fetch('/api/v1/queues')).json())
+            .find((queue) => queue.name === 'Conmutador')"""
+    )
+    assert (stored["max_wait_action"], stored["message_prompt"]) == (
+        "message",
+        "sound:custom/closed,digits:123",
+    )
+    assert stored["announce_every_seconds"] == 30
     assert errors == []
 
 

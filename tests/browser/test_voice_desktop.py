@@ -173,11 +173,13 @@ def voice_desk(live_server: LiveServer) -> Iterator[VoiceDesk]:
         live_server.run(stop)
 
 
-def _desktop(new_context: NewContext, sign_in: SignIn, desk: VoiceDesk) -> tuple[Page, list[str]]:
+def _desktop(
+    new_context: NewContext, sign_in: SignIn, desk: VoiceDesk, person: Person | None = None
+) -> tuple[Page, list[str]]:
     page = new_context().new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    sign_in(page, desk.agent)
+    sign_in(page, person or desk.agent)
     page.goto("/desktop")
     status = page.get_by_test_id("realtime-status")
     expect(status).to_have_attribute("data-state", "connected")
@@ -623,4 +625,113 @@ def test_the_agent_consults_another_agent_and_cancels_the_consultation(
     expect(box).to_be_hidden()
     expect(panel.get_by_test_id("call-state")).to_have_text("En llamada")
     expect(consult).to_be_enabled()
+    assert errors == []
+
+
+# --- auto-answer ---------------------------------------------------------------------------
+
+
+def test_the_agent_turns_auto_answer_on_and_off_from_the_header(
+    live_server: LiveServer,
+    voice_desk: VoiceDesk,
+    colleagues: Colleagues,
+    new_context: NewContext,
+    sign_in: SignIn,
+) -> None:
+    async def auto_answer(db: Database) -> bool:
+        async with db.session(Scope.tenant(voice_desk.tenant_id)) as session:
+            row = await session.scalar(select(Extension).where(Extension.number == "1002"))
+            assert row is not None
+            assert row.user_id == colleagues.with_phone
+            return row.auto_answer
+
+    async def ring(db: Database) -> uuid.UUID:
+        # A call offered to the agent with extension 1002.
+        async with db.session(Scope.tenant(voice_desk.tenant_id)) as session:
+            contact = await contacts.find_or_create_by_identity(
+                session, IdentityKind.phone, "+525577778888", phone="+525577778888"
+            )
+            interaction = await conversations.open_interaction(
+                session, channel=Channel.voice, contact_id=contact.id, subject="+525577778888"
+            )
+            interaction.queue_id = voice_desk.queue_id
+            interaction.status = InteractionStatus.offered
+            instant = now(session)
+            offer = Offer(
+                interaction_id=interaction.id,
+                agent_id=colleagues.with_phone,
+                status=OfferStatus.pending,
+                created_at=instant,
+                expires_at=instant + timedelta(minutes=10),
+            )
+            session.add(offer)
+            await session.flush()
+            return offer.id
+
+    async def withdraw(db: Database, offer_id: uuid.UUID) -> None:
+        async with db.session(Scope.tenant(voice_desk.tenant_id)) as session:
+            offer = await session.get(Offer, offer_id)
+            assert offer is not None
+            offer.status = OfferStatus.cancelled
+
+    offer_id = live_server.run(ring)
+    page, errors = _desktop(new_context, sign_in, voice_desk, WITH_PHONE)
+    expect(page.get_by_test_id("phone-state")).to_be_visible()
+    box = page.get_by_test_id("auto-answer-box")
+    expect(box).to_be_visible()
+    expect(box).to_have_text("Contestar automáticamente")
+    expect(box).to_have_attribute(
+        "title", "Su teléfono contesta por sí solo las llamadas que se le ofrecen, si lo permite"
+    )
+    toggle = page.get_by_test_id("auto-answer")
+    expect(toggle).not_to_be_checked()
+    on_phone = page.get_by_test_id("offer").get_by_test_id("answer-on-phone")
+    expect(on_phone).to_have_text("Conteste en su teléfono")
+
+    # From the keyboard (the offer's card covers that end of the header): a checkbox the
+    # agent reaches and ticks with Space.
+    toggle.focus()
+    with page.expect_response(
+        lambda r: r.url.endswith("/voice/extensions/mine") and r.request.method == "PUT"
+    ) as answer:
+        page.keyboard.press("Space")
+    assert answer.value.status == 200
+    assert answer.value.request.post_data_json == {"auto_answer": True}
+    expect(toggle).to_be_checked()
+    expect(toggle).to_be_focused()
+    assert live_server.run(auto_answer) is True
+    expect(on_phone).to_have_text("Su teléfono contestará por sí solo")
+
+    page.reload()
+    expect(page.get_by_test_id("realtime-status")).to_have_attribute("data-sync", "ready")
+    expect(toggle).to_be_checked()
+    expect(on_phone).to_have_text("Su teléfono contestará por sí solo")
+
+    # A refused change goes back to what the server has, and says why.
+    def refuse(route: Any) -> None:
+        if route.request.method != "PUT":
+            route.fallback()
+            return
+        route.fulfill(
+            status=500,
+            json={"code": "internal_error", "message": "Something went wrong on our side."},
+        )
+
+    page.route("**/api/v1/voice/extensions/mine", refuse)
+    toggle.press("Space")
+    expect(page.locator("[data-desk-message]")).to_have_text("Algo salió mal. Inténtalo de nuevo.")
+    expect(toggle).to_be_checked()
+    expect(on_phone).to_have_text("Su teléfono contestará por sí solo")
+    assert live_server.run(auto_answer) is True
+    page.unroute("**/api/v1/voice/extensions/mine", refuse)
+
+    with page.expect_response(
+        lambda r: r.url.endswith("/voice/extensions/mine") and r.request.method == "PUT"
+    ) as answer:
+        toggle.press("Space")
+    assert answer.value.status == 200
+    expect(toggle).not_to_be_checked()
+    assert live_server.run(auto_answer) is False
+    expect(on_phone).to_have_text("Conteste en su teléfono")
+    live_server.run(lambda db: withdraw(db, offer_id))
     assert errors == []

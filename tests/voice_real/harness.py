@@ -580,6 +580,7 @@ class PhoneCall:
     rejected_with: int | None
     cancelled: bool
     bye_from: str | None  # "pbx", "phone", or None while the call lasts
+    invite_headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
 
 
 @dataclass(frozen=True)
@@ -634,6 +635,7 @@ def phone_report(messages: list[SipMessage]) -> PhoneReport:
                 rejected_with=next((s for s in finals if s >= 300 and s != 487), None),
                 cancelled=any(m.incoming and m.start_line.startswith("CANCEL ") for m in trail),
                 bye_from="pbx" if bye_in else "phone" if bye_out else None,
+                invite_headers=invite.headers,
             )
         )
     return PhoneReport(tuple(calls))

@@ -366,3 +366,40 @@ async def test_a_placed_call_the_agent_does_not_answer_ends_without_dialling(
     assert await eventually(centre.status, lambda s: s is InteractionStatus.wrap_up)
     assert (await ana_sipp.stop()).rejected == 1
     assert (await centre.timeline(interaction_id))[-2:] == ["call.ended", "wrap_up"]
+
+
+async def test_an_agent_with_auto_answer_gets_calls_that_ask_the_phone_to_pick_up(
+    centre: Centre, sipp: Sipp, settings: Settings
+) -> None:
+    from atiende.voice import phones
+
+    ana, ana_phone = await centre.phone_agent("1001", centre.queue)  # idle longer: rings first
+    bob, bob_phone = await centre.phone_agent("1002", centre.queue)
+    async with centre.db.session(Scope.tenant(centre.tenant.id)) as session:
+        (await session.get_one(Agent, bob)).idle_since = centre.db.clock.now() + timedelta(
+            seconds=1
+        )
+        actor = identity.actor_for(await session.get_one(identity.User, ana))
+        shown = await phones.set_my_extension(
+            session, actor, phones.ExtensionSettings(auto_answer=True), settings=settings
+        )
+    assert shown.auto_answer
+    centre.configure(ana_phone, bob_phone)
+    ana_sipp = sipp.phone("1001", ana_phone.secret, answer_after_ms=100)
+    bob_sipp = sipp.phone("1002", bob_phone.secret, answer_after_ms=100)
+    await ana_sipp.start()
+    await bob_sipp.start()
+
+    first = sipp.caller(DID, CUSTOMER, hangup_after_ms=6000)
+    await first.start()
+    headers = (await ana_sipp.wait_until(lambda r: r.answered == 1)).calls[0].invite_headers
+    assert "answer-after=0" in headers.get("call-info", "")
+    assert "alert-autoanswer" in headers.get("alert-info", "")
+    second = sipp.caller(DID, "+525511112222", hangup_after_ms=3000)  # ana is busy: bob's
+    await second.start()
+    headers = (await bob_sipp.wait_until(lambda r: r.answered == 1)).calls[0].invite_headers
+    assert "call-info" not in headers
+    assert "alert-info" not in headers
+    for caller in (first, second):
+        result = await caller.wait(timeout=20)
+        assert (result.successful, result.failed) == (1, 0), result.problems

@@ -419,3 +419,20 @@ async def test_a_caller_who_chooses_nothing_leaves_a_voicemail(centre: Centre, s
         assert audio is not None
         assert audio[:4] == b"RIFF"
         await client.delete_stored_recording(call.recording_name or "")
+
+
+async def test_a_closed_queue_plays_its_message_and_ends_the_call(
+    centre: Centre, sipp: Sipp
+) -> None:
+    centre.configure()
+    await _close_queue(
+        centre, closed_action=ClosedAction.auto_reply, message_prompt="sound:hello-world"
+    )
+    result = await sipp.caller(DID, CUSTOMER, hangup_after_ms=15_000).run(timeout=30)
+    assert (result.successful, result.failed) == (1, 0), result.problems
+    assert result.calls[0].bye_from == "pbx"  # the message played, then the PBX hung up
+    call = (await eventually(centre.calls, lambda c: bool(c) and c[0].ended_at is not None))[0]
+    assert call.end_cause == "message"
+    assert await centre.status() is InteractionStatus.closed
+    closed = await _event(centre, "closed")
+    assert (closed.data["reason"], closed.data["because"]) == ("message", "closed")

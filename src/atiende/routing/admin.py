@@ -340,23 +340,23 @@ def _invalid_forward_number() -> ValidationFailed:
     )
 
 
-def _voicemail_prompt(value: str) -> str:
-    """Media as IVR prompts have them, stored without the spaces around the commas."""
+def _media_prompt(value: str, field: str) -> str:
+    """Media as IVR prompts have them, stored without the spaces around the commas; refused
+    with ``<field>_invalid``."""
     try:
-        return ivr.media_text(ivr.parse_media(value, field="voicemail_prompt"))
+        return ivr.media_text(ivr.parse_media(value, field=field))
     except ivr.IvrInvalid as error:
-        raise ValidationFailed(
-            error.message, code="voicemail_prompt_invalid", field=error.field
-        ) from error
+        raise ValidationFailed(error.message, code=f"{field}_invalid", field=error.field) from error
 
 
 def _normalise_queue(values: dict[str, Any]) -> dict[str, Any]:
-    """The stored forms of the forward number (E.164) and the voicemail prompt; refuses
-    values that have none."""
+    """The stored forms of the forward number (E.164) and the voicemail and message prompts;
+    refuses values that have none."""
     if values.get("forward_number") is not None:
         values["forward_number"] = _forward_number(values["forward_number"])
-    if values.get("voicemail_prompt") is not None:
-        values["voicemail_prompt"] = _voicemail_prompt(values["voicemail_prompt"])
+    for field in ("voicemail_prompt", "message_prompt"):
+        if values.get(field) is not None:
+            values[field] = _media_prompt(values[field], field)
     return values
 
 
@@ -401,6 +401,12 @@ async def _check_queue(
             "Forwarding calls needs the number to forward them to.",
             code="forward_number_required",
             field="forward_number",
+        )
+    if values["max_wait_action"] == MaxWaitAction.message and values["message_prompt"] is None:
+        raise ValidationFailed(
+            "Ending calls with a message after the maximum wait needs message_prompt.",
+            code="message_prompt_required",
+            field="message_prompt",
         )
     for field in ("closed_queue_id", "overflow_queue_id"):
         target = values[field]

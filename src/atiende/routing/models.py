@@ -37,6 +37,7 @@ class MaxWaitAction(enum.StrEnum):
     """What happens to an interaction still waiting after the queue's max wait."""
 
     overflow = "overflow"  # to the overflow queue (nothing without one)
+    message = "message"  # voice: the queue's message_prompt, then the call ends (chats: overflow)
     voicemail = "voicemail"  # voice: leave a message (chats: overflow)
     forward = "forward"  # voice: forwarded to the forward number (chats: overflow)
 
@@ -133,6 +134,10 @@ class Queue(IdMixin, TenantScoped, Base):
     forward_number: Mapped[str | None] = mapped_column(String(40))
     # What a caller hears before leaving a voicemail (media as IVR prompts; None: vm-intro).
     voicemail_prompt: Mapped[str | None] = mapped_column(String(200))
+    # What a caller hears before the call ends when the queue answers with a message: closed
+    # hours with closed_action auto_reply, max wait with max_wait_action message (media as IVR
+    # prompts; None: a caller at a closed auto_reply queue waits with music instead).
+    message_prompt: Mapped[str | None] = mapped_column(String(200))
     # Every this many seconds a waiting caller hears their position (0: never).
     announce_every_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
     max_queue_length: Mapped[int | None]

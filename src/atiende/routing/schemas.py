@@ -73,8 +73,9 @@ _CLOSED_ACTION = (
     "auto_reply) or forward (calls go to forward_number; chats as auto_reply)."
 )
 _MAX_WAIT_ACTION = (
-    "After max_wait_seconds: overflow (to overflow_queue_id; nothing without one), voicemail "
-    "or forward (calls only; chats then overflow when an overflow queue is set)."
+    "After max_wait_seconds: overflow (to overflow_queue_id; nothing without one), message "
+    "(calls hear message_prompt, then the call ends; needs message_prompt), voicemail or "
+    "forward (calls only; chats then overflow when an overflow queue is set)."
 )
 _FORWARD_NUMBER = (
     "The number the forward actions dial through the PBX's outbound route; stored in E.164 "
@@ -83,6 +84,12 @@ _FORWARD_NUMBER = (
 _VOICEMAIL_PROMPT = (
     "What a caller hears before the beep, as media separated by commas like IVR prompts "
     '(e.g. "sound:custom/leave-message, digits:123"); null: sound:vm-intro.'
+)
+_MESSAGE_PROMPT = (
+    "What a caller hears before the call ends when the queue answers with a message: closed "
+    "hours with closed_action auto_reply, max wait with max_wait_action message; media separated "
+    'by commas like IVR prompts (e.g. "sound:custom/closed, digits:123"); null: a caller at a '
+    "closed auto_reply queue waits with music."
 )
 _ANNOUNCE_EVERY = (
     "Every this many seconds a waiting caller hears their position in the queue, then music "
@@ -171,6 +178,7 @@ class _QueueFields(_Input):
     )
     forward_number: ForwardNumber | None = Field(default=None, description=_FORWARD_NUMBER)
     voicemail_prompt: MediaText | None = Field(default=None, description=_VOICEMAIL_PROMPT)
+    message_prompt: MediaText | None = Field(default=None, description=_MESSAGE_PROMPT)
     announce_every_seconds: AnnounceEvery = Field(default=0, description=_ANNOUNCE_EVERY)
     max_queue_length: int | None = Field(default=None, gt=0, le=100_000)
     wrap_up_seconds: int = Field(default=60, ge=0, le=3600, description="0: no wrap-up time.")
@@ -198,6 +206,7 @@ class QueueUpdate(_Patch):
             "max_queue_length",
             "forward_number",
             "voicemail_prompt",
+            "message_prompt",
         }
     )
 
@@ -217,6 +226,7 @@ class QueueUpdate(_Patch):
     max_wait_action: MaxWaitAction | None = Field(default=None, description=_MAX_WAIT_ACTION)
     forward_number: ForwardNumber | None = Field(default=None, description=_FORWARD_NUMBER)
     voicemail_prompt: MediaText | None = Field(default=None, description=_VOICEMAIL_PROMPT)
+    message_prompt: MediaText | None = Field(default=None, description=_MESSAGE_PROMPT)
     announce_every_seconds: AnnounceEvery | None = Field(default=None, description=_ANNOUNCE_EVERY)
     max_queue_length: int | None = Field(default=None, gt=0, le=100_000)
     wrap_up_seconds: int | None = Field(default=None, ge=0, le=3600)
@@ -247,6 +257,7 @@ class QueueOut(BaseModel):
     max_wait_action: MaxWaitAction = Field(description=_MAX_WAIT_ACTION)
     forward_number: str | None = Field(description="E.164, e.g. +525512345678.")
     voicemail_prompt: str | None = Field(description=_VOICEMAIL_PROMPT)
+    message_prompt: str | None = Field(description=_MESSAGE_PROMPT)
     announce_every_seconds: int = Field(description=_ANNOUNCE_EVERY)
     max_queue_length: int | None
     wrap_up_seconds: int

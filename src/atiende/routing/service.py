@@ -384,10 +384,13 @@ _REPLIES_WHEN_CLOSED = frozenset(
 def _unattended_action(
     queue: Queue, interaction: Interaction, action: ClosedAction | MaxWaitAction
 ) -> str | None:
-    """``voicemail`` or ``forward`` when a call should leave ``queue`` that way (closed hours
-    or max wait), else None: chats, other actions, a forward with no number."""
+    """``message``, ``voicemail`` or ``forward`` when a call should leave ``queue`` that way
+    (closed hours or max wait), else None: chats, other actions, a forward with no number, a
+    message with no prompt."""
     if interaction.channel is not Channel.voice:
         return None
+    if action in (ClosedAction.auto_reply, MaxWaitAction.message) and queue.message_prompt:
+        return "message"
     if action in (ClosedAction.voicemail, MaxWaitAction.voicemail):
         return "voicemail"
     if action in (ClosedAction.forward, MaxWaitAction.forward) and queue.forward_number:
@@ -404,11 +407,11 @@ async def leave_unattended(
     *,
     number: str | None = None,
 ) -> None:
-    """A call leaves the queue for voicemail or a forward (``action``), because the queue is
-    closed, the caller waited too long or chose it in a menu (``why``: ``closed``,
-    ``max_wait``, ``ivr``): the interaction is closed with that reason, and the
-    ``interaction.changed`` event (change ``voicemail`` or ``forward``) tells call control to
-    take the caller there. A forward goes to ``number``, else the queue's."""
+    """A call leaves the queue for a message, voicemail or a forward (``action``), because
+    the queue is closed, the caller waited too long or chose it in a menu (``why``:
+    ``closed``, ``max_wait``, ``ivr``): the interaction is closed with that reason, and the
+    ``interaction.changed`` event (change ``message``, ``voicemail`` or ``forward``) tells
+    call control to take the caller there. A forward goes to ``number``, else the queue's."""
     for offer in await _pending_offers(session, interaction.id):
         await _close_offer(session, offer, OfferStatus.cancelled)
     interaction.queue_id = queue.id

@@ -27,7 +27,7 @@ from atiende.voice.control import (
 )
 from atiende.voice.ivr_store import MenuCreate, MenuOut, MenuUpdate
 from atiende.voice.numbers import NumberCreate, NumberOut, NumberUpdate
-from atiende.voice.phones import ExtensionOut
+from atiende.voice.phones import ExtensionOut, ExtensionSettings
 from atiende.voice.service import PbxCreate, PbxUpdate
 from atiende.web.deps import CurrentPrincipal, Session, app_state
 
@@ -228,6 +228,20 @@ async def my_extension(
     """The caller's own extension and whether their phone is registered."""
     settings = app_state(request).settings
     return await phones.my_extension(session, principal.actor, settings=settings)
+
+
+@router.put(
+    "/voice/extensions/mine",
+    response_model=ExtensionOut,
+    responses={404: {"description": "`extension_not_found`: the user has no extension"}},
+)
+async def set_my_extension(
+    request: Request, principal: CurrentPrincipal, session: Session, body: ExtensionSettings
+) -> ExtensionOut:
+    """The caller's phone settings: `auto_answer` asks the phone to pick up offered calls by
+    itself where it allows that. Audited."""
+    settings = app_state(request).settings
+    return await phones.set_my_extension(session, principal.actor, body, settings=settings)
 
 
 @router.get("/voice/numbers", response_model=list[NumberOut])

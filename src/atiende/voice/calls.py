@@ -214,6 +214,24 @@ VOICEMAIL_MAX_SILENCE_SECONDS: Final = 10
 DEFAULT_VOICEMAIL_PROMPT: Final = ("sound:vm-intro",)
 
 
+#: What asks a phone to answer an offered call by itself: the two headers phones honour
+#: (``Call-Info`` with ``answer-after``, as Polycom, Yealink, Grandstream and most
+#: softphones read it; ``Alert-Info`` for the others), added to the INVITE by PJSIP.
+AUTO_ANSWER: Final = {
+    "PJSIP_HEADER(add,Call-Info)": "<sip:atiende>;answer-after=0",
+    "PJSIP_HEADER(add,Alert-Info)": "<http://atiende/>;info=alert-autoanswer;delay=0",
+}
+
+
+class ExtensionChanged(DomainEvent):
+    """A user's phone settings changed (``voice.phones``)."""
+
+    event_type = "extension.changed"
+    user_id: uuid.UUID
+    number: str
+    auto_answer: bool
+
+
 def third_channel_id(call_id: uuid.UUID, n: int) -> str:
     return f"atiende-xfer-{call_id.hex}-{n}"
 
@@ -340,6 +358,8 @@ class _Call:
     # voicemail: "prompt" while the prompt plays, "recording", "done"
     voicemail: str | None = None
     voicemail_playback: str | None = None
+    # the queue's message, played before the call ends
+    message_playback: str | None = None
 
 
 @dataclass
@@ -380,6 +400,7 @@ class CallControl:
         self._by_id: dict[uuid.UUID, _Call] = {}
         # agent → extension, read again with the PBXs (a miss asks the database)
         self._extensions: dict[uuid.UUID, str] = {}
+        self._auto_answer: set[uuid.UUID] = set()  # agents whose phones answer by themselves
         self._enqueued_at: dict[uuid.UUID, float] = {}  # interaction → monotonic enqueue time
         self._inbox: asyncio.Queue[_Input] = asyncio.Queue()
         self._lanes: dict[str, asyncio.Queue[_Input]] = {}
@@ -505,8 +526,21 @@ class CallControl:
             await self._on_event(item)
 
     def _on_bus(self, envelope: EventEnvelope) -> None:
+        if envelope.type == ExtensionChanged.event_type:
+            self._extension_changed(envelope.data)
+            return
         if envelope.type in _WATCHED and envelope.data.get("channel", "voice") == "voice":
             self._inbox.put_nowait(("bus", None, envelope, time.monotonic()))
+
+    def _extension_changed(self, data: Mapping[str, Any]) -> None:
+        """A user's phone settings changed: the next ring uses them (the 30 s refresh would
+        find them too)."""
+        user_id = uuid.UUID(str(data["user_id"]))
+        self._extensions[user_id] = str(data["number"])
+        if data.get("auto_answer"):
+            self._auto_answer.add(user_id)
+        else:
+            self._auto_answer.discard(user_id)
 
     async def _refresh_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -528,17 +562,15 @@ class CallControl:
                 )
             ).all()
             wanted: dict[LinkKey, tuple[str, dict[str, uuid.UUID], dict[uuid.UUID, uuid.UUID]]] = {}
-            self._extensions = {
-                user_id: number
-                for number, user_id in (
-                    await session.execute(
-                        select(Extension.number, Extension.user_id).where(
-                            Extension.user_id.is_not(None)
-                        )
+            held = (
+                await session.execute(
+                    select(Extension.number, Extension.user_id, Extension.auto_answer).where(
+                        Extension.user_id.is_not(None)
                     )
-                ).all()
-                if user_id is not None
-            }
+                )
+            ).all()
+            self._extensions = {user_id: number for number, user_id, _ in held if user_id}
+            self._auto_answer = {user_id for _, user_id, auto in held if user_id and auto}
             for pbx, slug in rows:
                 key = LinkKey(pbx.ari_url.rstrip("/"), pbx.ari_username, pbx.app_name)
                 password, tenants, pbx_of = wanted.setdefault(
@@ -1294,9 +1326,7 @@ class CallControl:
             change = entry.kind.value
             if entry.kind is legs.EntryKind.ended and entry.role is legs.LegRole.customer:
                 row.ended_at = entry.at
-                row.end_cause = (
-                    "voicemail" if call.voicemail == "done" else str(entry.data.get("cause"))
-                )
+                row.end_cause = _end_cause(call, entry)
                 row.on_hold = False
                 if row.recording_state in ("recording", "paused"):
                     row.recording_state = "done"
@@ -1406,6 +1436,7 @@ class CallControl:
                 caller_id=caller,
                 ring_seconds=seconds,
                 channel_id=channel_id,
+                variables=AUTO_ANSWER if agent_id in self._auto_answer else None,
             )
         except AriError as error:
             log.info("ringing extension %s failed: %s", extension, error)
@@ -1430,7 +1461,10 @@ class CallControl:
         if change == "forward":
             await self._forward_unattended(call)
             return
-        if call.third_mode == "forward" or call.voicemail is not None:
+        if change == "message":
+            await self._message(call)
+            return
+        if call.third_mode == "forward" or call.voicemail is not None or call.message_playback:
             return  # the caller talks to an outside number, or leaves a message: not ours
         if status == "queued" and change == "queued" and call.agent_channel is None:
             self._announce_later(call)
@@ -1477,6 +1511,14 @@ class CallControl:
             with contextlib.suppress(AriError):
                 await self.client_for(call).hangup(third)
             await self._consult_back(call, "cancelled")
+
+    async def _queue_of(self, call: _Call, queue_id: uuid.UUID | None = None) -> Queue | None:
+        """``queue_id``, else the queue the call's interaction is (or was last) in."""
+        async with self.db.session(Scope.tenant(call.tenant_id), read_only=True) as session:
+            if queue_id is None:
+                interaction = await session.get(Interaction, call.interaction_id)
+                queue_id = None if interaction is None else interaction.queue_id
+            return None if queue_id is None else await session.get(Queue, queue_id)
 
     async def _outbound(self, call: _Call) -> Pbx | None:
         """The call's PBX, when it has an outbound route."""
@@ -1563,13 +1605,7 @@ class CallControl:
         if call.third is not None or call.ended:
             return  # already under way (the menu's forward, then its interaction.changed)
         if number is None:
-            async with self.db.session(Scope.tenant(call.tenant_id), read_only=True) as session:
-                interaction = await session.get(Interaction, call.interaction_id)
-                queue = (
-                    None
-                    if interaction is None or interaction.queue_id is None
-                    else await session.get(Queue, interaction.queue_id)
-                )
+            queue = await self._queue_of(call)
             number = queue.forward_number if queue is not None else None
         await self._stop_announcing(call)
         pbx = await self._outbound(call)
@@ -1974,6 +2010,9 @@ class CallControl:
                 with contextlib.suppress(AriError):
                     await client.start_moh(call.customer)
                 self._announce_later(call)
+        elif playback_id == call.message_playback:
+            with contextlib.suppress(AriError):
+                await client.hangup(call.customer)
         elif playback_id == call.voicemail_playback:
             call.voicemail_playback = None
             try:
@@ -1992,6 +2031,31 @@ class CallControl:
                 with contextlib.suppress(AriError):
                     await client.hangup(call.customer)
 
+    # -- the queue's message ------------------------------------------------------------------
+
+    async def _message(self, call: _Call) -> None:
+        """The queue answers the caller with its message (closed hours, max wait): the
+        queue's ``message_prompt``, then the call ends (``_played``)."""
+        if call.message_playback is not None or call.ended:
+            return
+        await self._stop_announcing(call)
+        queue = await self._queue_of(call)
+        client = self.client_for(call)
+        playback = f"atiende-msg-{call.id.hex}"
+        call.message_playback = playback
+        try:
+            prompt = ivr.parse_media(
+                queue.message_prompt if queue and queue.message_prompt else "",
+                field="message_prompt",
+            )
+            with contextlib.suppress(AriError):
+                await client.stop_moh(call.customer)
+            await client.play(call.customer, prompt, playback_id=playback)
+        except (AriError, ivr.IvrInvalid) as error:
+            log.warning("the message of call %s could not play: %s", call.id, error)
+            with contextlib.suppress(AriError):
+                await client.hangup(call.customer)
+
     # -- voicemail ----------------------------------------------------------------------------
 
     async def _voicemail(self, call: _Call, queue_id: uuid.UUID | None = None) -> None:
@@ -2001,11 +2065,7 @@ class CallControl:
         if call.voicemail is not None or call.ended:
             return
         await self._stop_announcing(call)
-        async with self.db.session(Scope.tenant(call.tenant_id), read_only=True) as session:
-            interaction = await session.get(Interaction, call.interaction_id)
-            if queue_id is None and interaction is not None:
-                queue_id = interaction.queue_id
-            queue = None if queue_id is None else await session.get(Queue, queue_id)
+        queue = await self._queue_of(call, queue_id)
         prompt: tuple[str, ...] = DEFAULT_VOICEMAIL_PROMPT
         if queue is not None and queue.voicemail_prompt:
             with contextlib.suppress(ivr.IvrInvalid):
@@ -2189,6 +2249,15 @@ def _lane_of_other(kind: str, item: Any) -> str | None:
         target = item.recording.target_uri
         return target.removeprefix("channel:") if target.startswith("channel:") else None
     return None
+
+
+def _end_cause(call: _Call, entry: legs.TimelineEntry) -> str:
+    """Why the call ended, as its row says: the leg's cause, or what the queue did."""
+    if call.voicemail == "done":
+        return "voicemail"
+    if call.message_playback is not None:
+        return "message"
+    return str(entry.data.get("cause"))
 
 
 def _ivr_target(end: ivr.ToNumber | ivr.ToVoicemail) -> dict[str, Any]:

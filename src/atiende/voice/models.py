@@ -26,6 +26,9 @@ class Extension(IdMixin, TenantScoped, Base):
     user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), unique=True
     )
+    # Calls offered to its holder ask the phone to answer by itself (``Call-Info:
+    # answer-after=0``, ``Alert-Info: auto-answer``): phones that allow it pick up at once.
+    auto_answer: Mapped[bool] = mapped_column(default=False, server_default="0")
     created_at: Mapped[datetime]
 
 

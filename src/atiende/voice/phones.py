@@ -17,16 +17,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atiende.audit import service as audit
 from atiende.core.config import Settings
+from atiende.core.db import require_tenant
 from atiende.core.errors import NotFound, PermissionDenied
+from atiende.core.events import emit
 from atiende.identity.actor import Actor
 from atiende.identity.models import Role, User
 from atiende.voice.ari import AriError, Endpoint
 from atiende.voice.ari_events import AriEventMalformed
+from atiende.voice.calls import ExtensionChanged
 from atiende.voice.models import Extension, Pbx
 from atiende.voice.service import ari_client
 
@@ -44,6 +48,19 @@ class ExtensionOut(BaseModel):
     user_id: uuid.UUID | None
     user_name: str | None
     state: PhoneState
+    auto_answer: bool = Field(
+        default=False,
+        description="Offered calls ask the phone to answer by itself (phones that allow it).",
+    )
+
+
+class ExtensionSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    auto_answer: bool = Field(
+        description="Ask the phone to answer offered calls by itself (Call-Info answer-after=0"
+        " and Alert-Info auto-answer, honoured by most desk phones and softphones when allowed)."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +130,7 @@ async def list_extensions(
             user_id=extension.user_id,
             user_name=user_name,
             state=combine((a.states for a in answers), extension.number),
+            auto_answer=extension.auto_answer,
         )
         for extension, user_name in rows
     ]
@@ -136,4 +154,36 @@ async def my_extension(session: AsyncSession, actor: Actor, *, settings: Setting
         user_id=row.user_id,
         user_name=user.name if user is not None else None,
         state=combine((a.states for a in answers), row.number),
+        auto_answer=row.auto_answer,
     )
+
+
+async def set_my_extension(
+    session: AsyncSession, actor: Actor, data: ExtensionSettings, *, settings: Settings
+) -> ExtensionOut:
+    """The caller's own phone settings (auto-answer); audited."""
+    user_id = actor.user_id
+    row = None
+    if user_id is not None:
+        row = await session.scalar(select(Extension).where(Extension.user_id == user_id))
+    if row is None or user_id is None:
+        raise NotFound("extension", "You have no phone extension.")
+    if row.auto_answer != data.auto_answer:
+        before = {"auto_answer": row.auto_answer}
+        row.auto_answer = data.auto_answer
+        await audit.record(
+            session,
+            actor,
+            "extension.update",
+            resource_type="extension",
+            resource_id=row.id,
+            tenant_id=require_tenant(session),
+            before=before,
+            after={"auto_answer": row.auto_answer},
+        )
+        await emit(
+            session,
+            ExtensionChanged(user_id=user_id, number=row.number, auto_answer=row.auto_answer),
+            audience=[user_id],
+        )
+    return await my_extension(session, actor, settings=settings)

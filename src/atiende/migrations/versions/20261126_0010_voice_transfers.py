@@ -1,5 +1,6 @@
-"""voice transfers and queue actions: voicemail and forwarding for closed hours and max
-wait, position announcements, and the outside number a call was transferred to
+"""voice transfers and queue actions: a message, voicemail and forwarding for closed hours
+and max wait, position announcements, the outside number a call was transferred to, and auto-answer per
+extension
 
 Revision ID: 0010
 Revises: 0009
@@ -24,6 +25,7 @@ def upgrade() -> None:
                 "max_wait_action",
                 sa.Enum(
                     "overflow",
+                    "message",
                     "voicemail",
                     "forward",
                     name="maxwaitaction",
@@ -36,8 +38,13 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("forward_number", sa.String(length=40), nullable=True))
         batch_op.add_column(sa.Column("voicemail_prompt", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("message_prompt", sa.String(length=200), nullable=True))
         batch_op.add_column(
             sa.Column("announce_every_seconds", sa.Integer(), server_default="0", nullable=False)
+        )
+    with op.batch_alter_table("extensions", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("auto_answer", sa.Boolean(), server_default="0", nullable=False)
         )
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.add_column(sa.Column("forwarded_to", sa.String(length=40), nullable=True))
@@ -54,6 +61,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("extensions", schema=None) as batch_op:
+        batch_op.drop_column("auto_answer")
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_calls_consult_agent_id_users"), type_="foreignkey")
         batch_op.drop_column("consult_state")
@@ -62,6 +71,7 @@ def downgrade() -> None:
         batch_op.drop_column("forwarded_to")
     with op.batch_alter_table("queues", schema=None) as batch_op:
         batch_op.drop_column("announce_every_seconds")
+        batch_op.drop_column("message_prompt")
         batch_op.drop_column("voicemail_prompt")
         batch_op.drop_column("forward_number")
         batch_op.drop_column("max_wait_action")

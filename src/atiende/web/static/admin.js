@@ -348,6 +348,7 @@
         max_wait_action: text(f, "max_wait_action"),
         forward_number: orNull(text(f, "forward_number")),
         voicemail_prompt: orNull(text(f, "voicemail_prompt")),
+        message_prompt: orNull(text(f, "message_prompt")),
         announce_every_seconds: number(f, "announce_every_seconds"),
         max_queue_length: number(f, "max_queue_length"),
         wrap_up_seconds: number(f, "wrap_up_seconds"),
@@ -362,9 +363,9 @@
           "name", "strategy", "priority", "service_level_seconds", "service_level_target",
           "schedule_id", "closed_action", "closed_message", "closed_queue_id",
           "max_wait_seconds", "overflow_queue_id", "max_wait_action", "forward_number",
-          "voicemail_prompt", "announce_every_seconds", "max_queue_length", "wrap_up_seconds",
-          "offer_timeout_seconds", "auto_accept", "sticky_seconds", "ageing_seconds",
-          "recording",
+          "voicemail_prompt", "message_prompt", "announce_every_seconds", "max_queue_length",
+          "wrap_up_seconds", "offer_timeout_seconds", "auto_accept", "sticky_seconds",
+          "ageing_seconds", "recording",
         ]) {
           setValue(f, name, q[name]);
         }

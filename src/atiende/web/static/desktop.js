@@ -570,12 +570,14 @@
       A.icon("x"),
       t("reject"),
     );
-    // A call is accepted by answering the phone (call control then accepts the offer).
+    // A call is accepted by answering the phone (call control then accepts the offer); with
+    // auto-answer on, the phone picks up by itself.
+    const onPhoneLabel = h("span", {}, t("answer_on_phone"));
     const onPhone = h(
       "p",
       { class: "offer-phone", "data-testid": "answer-on-phone", hidden: true },
       A.icon("phone"),
-      h("span", {}, t("answer_on_phone")),
+      onPhoneLabel,
     );
     const title = h("span", { class: "offer-title" }, t("offer_title"));
     const node = h(
@@ -594,6 +596,10 @@
       h("div", { class: "offer-actions" }, onPhone, reject, accept),
     );
     entry.node = node;
+    entry.renderPhone = () => {
+      onPhoneLabel.textContent = t(autoAnswer.on ? "answer_by_itself" : "answer_on_phone");
+      onPhone.dataset.autoAnswer = String(autoAnswer.on);
+    };
     entry.fill = (details) => {
       const channelName = offer.channel || (details && details.channel) || "webchat";
       channel.replaceChildren(channelIcon(channelName));
@@ -605,6 +611,7 @@
       title.textContent = t(voice ? "offer_call_title" : "offer_title");
       onPhone.hidden = !voice;
       accept.hidden = voice;
+      entry.renderPhone();
     };
     entry.fill(null);
     accept.addEventListener("click", () => respond(offer.id, "accept"));
@@ -2139,15 +2146,21 @@
 
   /** Only agents with a phone extension can place calls: the dialer shows for them. */
   async function loadPhone() {
+    const asked = autoAnswer.changes;
     try {
       const mine = await api("GET", "/api/v1/voice/extensions/mine");
       dial.canCall = true;
       dialer.title = t("dial_from", { extension: mine.number });
       renderPhoneState(mine);
+      // An answer asked for before the agent changed the setting no longer says it.
+      if (asked === autoAnswer.changes && !autoAnswer.pending) renderAutoAnswer(mine);
     } catch (error) {
       // No extension (404): no dialer. Any other failure: let the server decide on a call.
       dial.canCall = !(error instanceof ApiError && error.status === 404);
-      if (!dial.canCall) renderPhoneState(null);
+      if (!dial.canCall) {
+        renderPhoneState(null);
+        renderAutoAnswer(null);
+      }
     }
     dialer.dataset.canCall = String(dial.canCall);
     renderDialing();
@@ -2166,6 +2179,51 @@
     phoneState.title = t("phone_extension", { extension: mine.number });
     $("[data-phone-label]", phoneState).textContent = t(`phone_${mine.state}`);
   }
+
+  // Beside it, the agent's auto-answer setting: calls offered to them ask their phone to pick
+  // up by itself (where the phone allows it), so the offer says so instead of "answer".
+  const autoAnswerBox = $("[data-auto-answer-box]", page);
+  const autoAnswerInput = autoAnswerBox && $("[data-auto-answer]", autoAnswerBox);
+  // `on` is what the server has; `changes` counts the agent's changes, `pending` those unsaved.
+  const autoAnswer = { on: false, changes: 0, pending: 0 };
+
+  function renderAutoAnswer(mine) {
+    autoAnswer.on = Boolean(mine && mine.auto_answer);
+    if (autoAnswerBox) {
+      autoAnswerBox.hidden = !mine;
+      autoAnswerInput.checked = autoAnswer.on;
+    }
+    for (const entry of state.offers.values()) entry.renderPhone();
+  }
+
+  autoAnswerInput?.addEventListener("change", async () => {
+    const change = ++autoAnswer.changes;
+    autoAnswer.pending += 1;
+    autoAnswerBox.setAttribute("aria-busy", "true");
+    let mine = null;
+    let failure = null;
+    try {
+      mine = await api("PUT", "/api/v1/voice/extensions/mine", {
+        auto_answer: autoAnswerInput.checked,
+      });
+    } catch (error) {
+      failure = error;
+    }
+    autoAnswer.pending -= 1;
+    if (!autoAnswer.pending) autoAnswerBox.removeAttribute("aria-busy");
+    if (mine) autoAnswer.on = Boolean(mine.auto_answer);
+    // Only the agent's last change decides what the box shows.
+    if (change !== autoAnswer.changes) return;
+    if (mine) {
+      renderPhoneState(mine);
+      renderAutoAnswer(mine);
+      return;
+    }
+    // Back to what the server still has, with the reason.
+    renderAutoAnswer({ auto_answer: autoAnswer.on });
+    toast(message, "error", errorMessage(failure));
+    if (failure instanceof ApiError && failure.status === 404) loadPhone();
+  });
 
   // --- keyboard ---------------------------------------------------------------------------
 
