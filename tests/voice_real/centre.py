@@ -9,13 +9,14 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from atiende.conversations.models import Interaction, InteractionEvent, InteractionStatus
+from atiende.core.bus import Bus
 from atiende.core.config import Settings
 from atiende.core.db import Database, Scope
 from atiende.identity import service as identity
@@ -60,6 +61,24 @@ class Centre:
     queue: Queue
     control: CallControl
     asterisk: Asterisk
+    bus: Bus
+    settings: Settings
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    async def start_control(self) -> None:
+        """Run call control (a new one: as after a restart of Atiende)."""
+        self.control = CallControl(self.db, self.bus, self.settings)
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(self.control.run(self.stop))
+        await asyncio.wait_for(self.control.ready.wait(), 10)
+
+    async def stop_control(self) -> None:
+        self.stop.set()
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self.task, 10)
+            self.task = None
 
     async def interaction(self) -> Interaction:
         async with self.db.session(Scope.tenant(self.tenant.id), read_only=True) as session:
@@ -126,16 +145,13 @@ async def running_centre(
             settings=settings,
         )
         session.add(VoiceNumber(number=DID, queue_id=queue.id, created_at=db.clock.now()))
-    control = CallControl(db, app.state.atiende.bus, settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(control.run(stop))
-    await asyncio.wait_for(control.ready.wait(), 10)
+    bus = app.state.atiende.bus
+    centre = Centre(db, tenant, queue, CallControl(db, bus, settings), asterisk, bus, settings)
+    await centre.start_control()
     try:
-        yield Centre(db, tenant, queue, control, asterisk)
+        yield centre
     finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 10)
+        await centre.stop_control()
         await routing.settle()
         async with AriClient(ARI_URL, ARI_USERNAME, ARI_PASSWORD) as client:  # leave it clean
             for channel in await client.list_channels():

@@ -436,3 +436,48 @@ async def test_a_closed_queue_plays_its_message_and_ends_the_call(
     assert await centre.status() is InteractionStatus.closed
     closed = await _event(centre, "closed")
     assert (closed.data["reason"], closed.data["because"]) == ("message", "closed")
+
+
+async def test_a_forwarded_call_outlives_a_restart_of_call_control(
+    centre: Centre, sipp: Sipp
+) -> None:
+    ana, ana_phone = await centre.phone_agent("1001", centre.queue)
+    outside = await _outside_line(centre, sipp, answer_after_ms=200, hangup_after_ms=5000)
+    centre.configure(ana_phone, PhoneSecret("1050", outside.secret))
+    ana_sipp = sipp.phone("1001", ana_phone.secret, answer_after_ms=100)
+    await ana_sipp.start()
+    await outside.start()
+    caller = sipp.caller(DID, CUSTOMER, hangup_after_ms=30_000)
+    await caller.start()
+    call = await _connected_to(centre, ana)
+    async with centre.db.session(Scope.tenant(centre.tenant.id)) as session:
+        await control.forward(
+            session,
+            await _actor(centre, ana),
+            call.interaction_id,
+            control.ForwardRequest(number=OUTSIDE),
+        )
+    await eventually(
+        centre.calls, lambda c: c[0].forwarded_to == OUTSIDE and c[0].state == "bridged"
+    )
+
+    await centre.stop_control()  # Atiende restarts while the two talk
+    await centre.start_control()
+    taken_up = await eventually(
+        lambda: _third_of(centre, call.interaction_id), lambda third: third is not None
+    )
+    assert taken_up is not None
+    assert taken_up.startswith("atiende-xfer-")
+    # the outside party hangs up after 5 s: the caller's call ends with it, not left alone
+    await outside.wait_until(lambda r: r.ended_by_phone == 1, timeout=20)
+    result = await caller.wait(timeout=20)
+    assert (result.successful, result.failed) == (1, 0), result.problems
+    assert result.calls[0].bye_from == "pbx"
+    ended = (await eventually(centre.calls, lambda c: c[0].ended_at is not None))[0]
+    assert ended.forwarded_to == OUTSIDE
+    await eventually(_bridges, lambda b: call.bridge_id not in b)  # removed with the call
+
+
+async def _third_of(centre: Centre, interaction_id: uuid.UUID) -> str | None:
+    found = centre.control.call_of(interaction_id)
+    return None if found is None else found.third

@@ -2142,7 +2142,11 @@ class CallControl:
             if row.customer_channel_id not in self._legs:
                 self._take_up(link, row, at)
         for channel in found.appeared_channels:
-            if channel.id not in self._legs and not legs.is_agent_leg(legs.stasis_args(channel)):
+            if channel.id in self._legs:
+                continue
+            if legs.stasis_args(channel)[:1] == (THIRD_ARG,):
+                await self._adopt_third(link, channel, at)
+            elif not legs.is_agent_leg(legs.stasis_args(channel)):
                 start = StasisStart(
                     application=link.key.app, channel=channel, args=legs.stasis_args(channel)
                 )
@@ -2156,6 +2160,30 @@ class CallControl:
             step = legs.vanish(leg, at)
             self._legs[channel_id] = step.leg
             await self._after(call, list(step.entries), before)
+
+    async def _adopt_third(self, link: _Link, channel: AriChannel, at: datetime) -> None:
+        """A rebuild found the outside number or the one consulted of a call it took up
+        again (``_take_up`` read which from the row): it is that call's third party again,
+        so its hanging up ends the forward or the consultation as before the restart."""
+        args = legs.stasis_args(channel)
+        call = self._by_id.get(_uuid_or_none(args[1] if len(args) > 1 else ""))
+        if call is None or not call.third_mode or call.third is not None:
+            with contextlib.suppress(AriError):
+                await link.client.hangup(channel.id)
+            return
+        up = channel.state == "Up"
+        call.third, call.third_up = channel.id, up
+        call.third_count = max(call.third_count, _third_number(channel.id))
+        self._calls[channel.id] = call
+        self._legs[channel.id] = legs.Leg(
+            channel_id=channel.id,
+            role=legs.LegRole.agent,
+            state=legs.LegState.bridged if up else legs.LegState.offering,
+            started_at=min(channel.creationtime, at),
+            since=at,
+            args=(THIRD_ARG,),
+            agent_id=call.third_agent,
+        )
 
     def _take_up(self, link: _Link, row: Call, at: datetime) -> None:
         """A call of the rows, carried on by the PBX while this process was not there."""
@@ -2180,6 +2208,12 @@ class CallControl:
             recording_started=row.recording_name is not None,
             caller_number=row.caller_number,
         )
+        # a forward or a consultation under way: its third party is adopted when found
+        if row.consult_state is not None:
+            call.third_mode, call.consult_bridge = "consult", consult_bridge_id_of(row.id)
+            call.third_agent, call.third_number = row.consult_agent_id, row.consult_number
+        elif row.forwarded_to is not None:
+            call.third_mode, call.third_number = "forward", row.forwarded_to
         self._legs[row.customer_channel_id] = customer
         self._calls[row.customer_channel_id] = call
         if row.agent_channel_id:
@@ -2249,6 +2283,12 @@ def _lane_of_other(kind: str, item: Any) -> str | None:
         target = item.recording.target_uri
         return target.removeprefix("channel:") if target.startswith("channel:") else None
     return None
+
+
+def _third_number(channel_id: str) -> int:
+    """The ``n`` of ``atiende-xfer-<call>-<n>`` (0 for another id)."""
+    tail = channel_id.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 def _end_cause(call: _Call, entry: legs.TimelineEntry) -> str:
