@@ -1189,7 +1189,8 @@ async def test_seed_demo_sets_up_a_tenant_that_answers_at_any_hour(app, db: Data
     demo = await _demo(db, tenant, agents, supervisor)
 
     queues = {q["name"]: q for q in await _ok(await boss.client.get("/api/v1/queues"))}
-    assert set(queues) == {"General", "Ventas"}
+    assert set(queues) == {"General", "Ventas", "Llamadas"}
+    assert queues["Llamadas"]["channels"] == ["voice"]
     general, ventas = queues["General"], queues["Ventas"]
     assert general["id"] == str(demo.general_queue_id)
     assert general["schedule_id"] is None
@@ -1236,4 +1237,4 @@ async def test_seed_demo_is_idempotent(app, db: Database) -> None:
         assert await admin.seed_demo(session, tenant.id, [agents[0].id], supervisor.id) == first
     assert second == first
     assert await counts() == before
-    assert before == [2, 2, 3, 3, 2]
+    assert before == [2, 3, 4, 3, 2]  # skills, queues (General, Ventas, Llamadas), members…

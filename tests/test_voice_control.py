@@ -622,6 +622,43 @@ async def test_supervisors_see_the_live_calls_and_who_is_ringing(
     )
     assert live["ringing_agent_ids"] == []
     assert live["queue_id"] is not None
+    assert (
+        live["consult_state"],
+        live["consult_agent_id"],
+        live["consult_number"],
+        live["forwarded_to"],
+    ) == (None, None, None, None)
+    # An attended transfer under way, then a forward to an outside number, are shown.
+    colleague = await caller(app, desk.tenant, Role.agent)
+    async with db.session(Scope.tenant(desk.tenant.id)) as session:
+        await session.execute(
+            update(Call)
+            .where(Call.id == desk.call_id)
+            .values(consult_state="talking", consult_agent_id=colleague.id)
+        )
+    (live,) = _ok(await desk.supervisor.client.get("/api/v1/voice/calls"))
+    assert (live["consult_state"], live["consult_agent_id"], live["consult_number"]) == (
+        "talking",
+        str(colleague.id),
+        None,
+    )
+    async with db.session(Scope.tenant(desk.tenant.id)) as session:
+        await session.execute(
+            update(Call)
+            .where(Call.id == desk.call_id)
+            .values(
+                consult_state=None,
+                consult_agent_id=None,
+                state="transferring",
+                forwarded_to="+525587654321",
+            )
+        )
+    (live,) = _ok(await desk.supervisor.client.get("/api/v1/voice/calls"))
+    assert (live["state"], live["forwarded_to"], live["consult_state"]) == (
+        "transferring",
+        "+525587654321",
+        None,
+    )
     # An ended call is no longer listed.
     async with db.session(Scope.tenant(desk.tenant.id)) as session:
         await session.execute(

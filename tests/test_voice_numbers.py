@@ -20,8 +20,10 @@ from atiende.audit.models import AuditEntry
 from atiende.cli import app as cli
 from atiende.core.db import Database, Scope, in_tenant, now
 from atiende.core.errors import PermissionDenied, ValidationFailed
+from atiende.identity import service as identity
 from atiende.identity.actor import Actor
 from atiende.identity.models import Role
+from atiende.identity.schemas import UserCreate
 from atiende.routing.models import Queue
 from atiende.tenancy import service as tenancy
 from atiende.tenancy.models import Tenant
@@ -403,3 +405,77 @@ def test_pbx_config_writes_the_tenants_numbers_unless_dids_are_given(installatio
     dialplan = json.loads(given.stdout)["files"]["extensions.conf"]
     assert "Stasis(atiende,acme,5557777)" in dialplan
     assert "5551000" not in dialplan
+
+
+def _seed_user(database_url: str, slug: str, email: str) -> None:
+    async def work() -> None:
+        db = Database(database_url, pool=False)
+        try:
+            async with db.session(Scope.system()) as session:
+                tenant = await tenancy.get_tenant_by_slug(session, slug)
+                assert tenant is not None
+                await identity.create_user(
+                    session,
+                    Actor.system(),
+                    UserCreate(
+                        email=email,
+                        name="Alicia",
+                        role=Role.agent,
+                        password="una clave larga",
+                        tenant_id=tenant.id,
+                    ),
+                )
+        finally:
+            await db.dispose()
+
+    asyncio.run(work())
+
+
+def test_pbx_extension_add_and_list_give_people_their_phones(installation: str) -> None:
+    _seed(installation, "acme", {"Ventas": ["voice"]})
+    _seed(installation, "globex", {"Ventas": ["voice"]})
+    _seed_user(installation, "acme", "alicia@acme.example.com")
+    added = runner.invoke(
+        cli,
+        [
+            "pbx",
+            "extension",
+            "add",
+            "--tenant",
+            "acme",
+            "--number",
+            "1001",
+            "--user",
+            "Alicia@Acme.example.com",
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    assert "extension 1001 (alicia@acme.example.com) of acme added" in added.stdout
+    free = ["pbx", "extension", "add", "--tenant", "acme", "--number", "1002"]
+    assert runner.invoke(cli, free).exit_code == 0
+    listed = runner.invoke(cli, ["pbx", "extension", "list", "--tenant", "acme"])
+    assert listed.stdout.splitlines() == ["1001  alicia@acme.example.com", "1002  -"]
+    as_json = runner.invoke(cli, ["pbx", "extension", "list", "--tenant", "acme", "--json"])
+    assert json.loads(as_json.stdout) == [
+        {"number": "1001", "user": "alicia@acme.example.com"},
+        {"number": "1002", "user": None},
+    ]
+    other = runner.invoke(cli, ["pbx", "extension", "list", "--tenant", "globex"])
+    assert (other.exit_code, other.stdout) == (0, "")
+    # the config now has a PJSIP endpoint for each
+    config = runner.invoke(cli, ["pbx", "config", "--tenant", "acme", "--json"])
+    pjsip = json.loads(config.stdout)["files"]["pjsip.conf"]
+    assert "[1001]" in pjsip
+    assert "[1002]" in pjsip
+
+    for args, code, exit_code in (
+        (["--number", "1001"], "extension_number_taken", 1),
+        (["--number", "1003", "--user", "alicia@acme.example.com"], "user_has_extension", 1),
+        (["--number", "1003", "--user", "nadie@acme.example.com"], "user_not_found", 1),
+        (["--number", "1a"], "validation_error", 2),
+    ):
+        refused = runner.invoke(cli, ["pbx", "extension", "add", "--tenant", "acme", *args])
+        assert refused.exit_code == exit_code, refused.output
+        assert f"error ({code})" in refused.stderr
+    again = runner.invoke(cli, ["pbx", "extension", "list", "--tenant", "acme"])
+    assert again.stdout.splitlines() == ["1001  alicia@acme.example.com", "1002  -"]

@@ -7,6 +7,7 @@ in what is missing, so an older demo tenant gains the contact-center pieces too.
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -20,6 +21,8 @@ from atiende.identity.schemas import UserCreate
 from atiende.routing import admin as routing_admin
 from atiende.tenancy import service as tenancy
 from atiende.tenancy.schemas import TenantCreate
+from atiende.voice import phones
+from atiende.voice.models import Extension
 from atiende.webchat import service as webchat
 from atiende.webchat.models import Widget
 from atiende.webchat.schemas import WidgetCreate
@@ -33,6 +36,7 @@ DEMO_USERS = (
 )
 # Vendor side: billing staff confirm payments; a verified buyer account tries the portal.
 VENDOR_USERS = (("billing@vendor.example.com", "Berta Billing", Role.vendor_billing),)
+DEMO_FIRST_EXTENSION = 1001
 DEMO_BUYER = ("buyer@customer.example.com", "Bruno Buyer", "Cliente Demo S.A. de C.V.")
 
 
@@ -83,6 +87,7 @@ async def seed(session: AsyncSession) -> DemoResult:
     if supervisor is None or admin is None:
         raise RuntimeError("the demo tenant lost its admin or supervisor")
     routing = await routing_admin.seed_demo(session, tenant.id, agents, supervisor.id)
+    await _demo_extensions(session, tenant.id, [users[e] for e, _, _ in DEMO_USERS if e in users])
     previous = session.info.get(SCOPE_KEY)
     session.info[SCOPE_KEY] = Scope.tenant(tenant.id)
     try:
@@ -101,6 +106,28 @@ async def seed(session: AsyncSession) -> DemoResult:
     finally:
         session.info[SCOPE_KEY] = previous
     return DemoResult(logins=logins, widget_key=widget.key)
+
+
+async def _demo_extensions(session: AsyncSession, tenant_id: uuid.UUID, people: list[User]) -> None:
+    """Extensions 1001… for the demo's people who have none, so a softphone (or sipp) can log
+    in as them once a PBX is connected (docs/voice.md, "Your first call")."""
+    previous = session.info.get(SCOPE_KEY)
+    session.info[SCOPE_KEY] = Scope.tenant(tenant_id)
+    try:
+        rows = await session.execute(select(Extension.number, Extension.user_id))
+        taken: dict[str, uuid.UUID | None] = dict(rows.tuples().all())
+        holders = set(taken.values())
+        next_number = DEMO_FIRST_EXTENSION
+        for person in people:
+            if person.id in holders:
+                continue
+            while str(next_number) in taken:
+                next_number += 1
+            data = phones.ExtensionCreate(number=str(next_number), user_id=person.id)
+            await phones.add_extension(session, Actor.system(), data)
+            taken[str(next_number)] = person.id
+    finally:
+        session.info[SCOPE_KEY] = previous
 
 
 async def _demo_buyer(session: AsyncSession) -> dict[str, str]:

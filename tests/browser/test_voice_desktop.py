@@ -265,6 +265,78 @@ def test_the_wallboard_shows_who_is_on_a_call_and_who_has_a_caller_on_hold(
     assert errors == []
 
 
+def test_the_wallboard_shows_whom_an_agent_consults_and_where_a_call_is_transferred(
+    live_server: LiveServer,
+    voice_desk: VoiceDesk,
+    colleagues: Colleagues,
+    new_context: NewContext,
+    sign_in: SignIn,
+) -> None:
+    board = new_context().new_page()
+    errors: list[str] = []
+    board.on("pageerror", lambda error: errors.append(str(error)))
+    sign_in(board, voice_desk.supervisor)
+    board.goto("/wallboard")
+    expect(board.get_by_test_id("realtime-status")).to_have_attribute("data-sync", "ready")
+    row = board.get_by_test_id("agents").locator("tr", has_text=voice_desk.agent.name)
+    badge = row.get_by_test_id("agent-call")
+    expect(badge).to_have_text("En llamada")
+    expect(row.get_by_test_id("supervise")).to_be_visible()
+
+    async def change(db: Database, what: str, **values: Any) -> None:
+        # What call control does: the row, then call.updated.
+        async with db.session(Scope.tenant(voice_desk.tenant_id)) as session:
+            call = await session.get(Call, voice_desk.call_id)
+            assert call is not None
+            for name, value in values.items():
+                setattr(call, name, value)
+            await calls.publish(session, call, what)
+
+    # The agent consults a colleague, who answered: the caller is on hold meanwhile.
+    live_server.run(
+        lambda db: change(
+            db,
+            "consult_answered",
+            consult_state="talking",
+            consult_agent_id=colleagues.with_phone,
+            on_hold=True,
+            state="on_hold",
+        )
+    )
+    expect(badge).to_have_text(f"Consultando a {WITH_PHONE.name}")
+    expect(badge).to_have_attribute("data-call", "consulting")
+    expect(badge).to_have_attribute("data-consult", "talking")
+    expect(row.get_by_test_id("agent-call")).to_have_count(1)
+
+    # The consultation ends: back to the caller, the talking badge again.
+    live_server.run(
+        lambda db: change(
+            db,
+            "consult_ended",
+            consult_state=None,
+            consult_agent_id=None,
+            on_hold=False,
+            state="bridged",
+        )
+    )
+    expect(badge).to_have_text("En llamada")
+    expect(badge).to_have_attribute("data-call", "talking")
+    expect(row.get_by_test_id("supervise")).to_be_visible()
+
+    # A forward to an outside number: no listening in while it rings.
+    live_server.run(
+        lambda db: change(db, "forward", state="transferring", forwarded_to="+525587654321")
+    )
+    expect(badge).to_have_text("Transfiriendo a +525587654321")
+    expect(badge).to_have_attribute("data-call", "transferring")
+    expect(row.get_by_test_id("supervise")).to_have_count(0)
+
+    live_server.run(lambda db: change(db, "transfer_failed", state="bridged", forwarded_to=None))
+    expect(badge).to_have_text("En llamada")
+    expect(row.get_by_test_id("supervise")).to_be_visible()
+    assert errors == []
+
+
 def test_an_admin_routes_a_number_to_a_queue_on_the_voice_page(
     live_server: LiveServer, voice_desk: VoiceDesk, new_context: NewContext, sign_in: SignIn
 ) -> None:

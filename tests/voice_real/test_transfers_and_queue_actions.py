@@ -96,7 +96,7 @@ async def test_a_blind_transfer_to_a_number_connects_the_caller_and_frees_the_ag
     await ana_sipp.wait_until(lambda r: r.ended_by_pbx == 1)  # the agent's phone is let go
     report = await outside.wait_until(lambda r: r.answered == 1)
     assert "5550000" in report.calls[0].caller  # the tenant's caller id
-    assert forwarded.agent_channel_id is None
+    assert (forwarded.agent_channel_id, forwarded.agent_id) == (None, None)  # agent let go
     bridges = await eventually(_bridges, lambda b: len(b.get(call.bridge_id or "", ())) == 2)
     assert call.customer_channel_id in bridges[call.bridge_id or ""]
     assert await eventually(centre.status, lambda s: s is InteractionStatus.wrap_up)

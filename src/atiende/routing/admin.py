@@ -1297,6 +1297,7 @@ DEMO_WEEKLY = {
     "sat": [["10:00", "14:00"]],
 }
 DEMO_DIGITAL = ["webchat", "whatsapp", "telegram", "sms", "api"]
+DEMO_CALLS_QUEUE = "Llamadas"
 DEMO_DISPOSITIONS = (
     ("resuelto", N_("Resolved")),
     ("seguimiento", N_("Follow-up")),
@@ -1322,7 +1323,8 @@ async def seed_demo(
     is open at any hour) with dispositions resuelto / seguimiento / no_resuelto; queue
     ``Ventas`` on that schedule requiring ``ventas``; omnichannel agent profiles for the
     agents and the supervisor, all members of General; the agents also serve Ventas with
-    both skills at level 5.
+    both skills at level 5; queue ``Llamadas`` (voice) served by the agents, for the numbers of
+    a PBX once one is connected.
     """
     actor = Actor.system()
     async with in_tenant(session, tenant_id):
@@ -1373,11 +1375,19 @@ async def seed_demo(
                     }
                 ),
             )
+        calls = await session.scalar(select(Queue).where(Queue.name == DEMO_CALLS_QUEUE))
+        if calls is None:  # for the phone numbers of a PBX, once one is connected
+            calls = await create_queue(
+                session,
+                actor,
+                QueueCreate.model_validate({"name": DEMO_CALLS_QUEUE, "channels": ["voice"]}),
+            )
         for user_id in [*agent_user_ids, supervisor_user_id]:
             if await session.get(Agent, user_id) is None:
                 await create_agent(session, actor, AgentCreate(user_id=user_id))
         await _add_members(session, actor, general.id, [*agent_user_ids, supervisor_user_id])
         await _add_members(session, actor, sales.id, agent_user_ids)
+        await _add_members(session, actor, calls.id, agent_user_ids)
         for user_id in agent_user_ids:
             has_skills = await session.scalar(
                 select(AgentSkill.skill_id).where(AgentSkill.agent_id == user_id).limit(1)

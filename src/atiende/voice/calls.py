@@ -1754,6 +1754,7 @@ class CallControl:
             )
             row.forwarded_to = call.third_number
             row.agent_channel_id = None
+            row.agent_id = None  # no agent is on the call any more (the interaction keeps its)
             row.bridge_id = call.bridge_id
             row.state = legs.LegState.bridged.value
             row.on_hold = False

@@ -18,7 +18,7 @@ from atiende.identity.actor import Actor
 from atiende.routing.models import Queue
 from atiende.tenancy import service as tenancy
 from atiende.tenancy.models import Tenant
-from atiende.voice import numbers, service
+from atiende.voice import numbers, phones, service
 from atiende.voice.models import DEFAULT_APP_NAME, Pbx
 
 pbx_app = typer.Typer(help="PBXs (Asterisk) and their configuration.", no_args_is_help=True)
@@ -259,3 +259,81 @@ def number_list(
     width = max(len(number) for number, _ in rows)
     for number, queue in rows:
         typer.echo(f"{number.ljust(width)}  {queue}")
+
+
+extension_app = typer.Typer(
+    help="The tenant's extensions (PBX users) and who holds each.", no_args_is_help=True
+)
+pbx_app.add_typer(extension_app, name="extension")
+
+
+@extension_app.command("add")
+def extension_add(
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    number: Annotated[str, typer.Option(help="The extension, e.g. 1001")],
+    user: Annotated[
+        str | None, typer.Option(help="E-mail of the user who holds it (agent, supervisor…)")
+    ] = None,
+) -> None:
+    """Add an extension by hand (on premise; cloud tenants get theirs with their
+    subscription). Run `atiende pbx config` again afterwards."""
+    from atiende.cli import _settings, _with_db
+    from atiende.identity.models import User
+
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> str:
+        found = await _tenant(session, tenant)
+        async with in_tenant(session, found.id):
+            holder = None
+            if user is not None:
+                holder = await session.scalar(
+                    select(User).where(func.lower(User.email) == user.strip().lower())
+                )
+                if holder is None:
+                    raise NotFound("user", f"Tenant {tenant} has no user {user!r}.")
+            data = phones.ExtensionCreate(number=number, user_id=holder.id if holder else None)
+            row = await phones.add_extension(session, Actor.system(), data)
+            return f"{row.number} ({holder.email})" if holder else row.number
+
+    try:
+        shown = _with_db(settings, work)
+    except ValidationError as error:
+        typer.secho(f"error (validation_error): {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from error
+    except AtiendeError as error:
+        _fail(error)
+    typer.echo(f"extension {shown} of {tenant} added")
+
+
+@extension_app.command("list")
+def extension_list(
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list")] = False,
+) -> None:
+    """The tenant's extensions and their holders, one per line."""
+    from atiende.cli import _settings, _with_db
+    from atiende.identity.models import User
+    from atiende.voice.models import Extension
+
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> list[tuple[str, str | None]]:
+        found = await _tenant(session, tenant)
+        async with in_tenant(session, found.id):
+            rows = await session.execute(
+                select(Extension.number, User.email)
+                .outerjoin(User, User.id == Extension.user_id)
+                .order_by(Extension.number)
+            )
+            return [(number, email) for number, email in rows]
+
+    try:
+        rows = _with_db(settings, work)
+    except AtiendeError as error:
+        _fail(error)
+    if as_json:
+        typer.echo(json.dumps([{"number": n, "user": e} for n, e in rows], indent=2))
+        return
+    for number, email in rows:
+        typer.echo(f"{number}  {email or '-'}")

@@ -121,6 +121,21 @@ class LiveCallOut(BaseModel):
     number: str | None
     started_at: datetime
     connected_at: datetime | None
+    consult_state: str | None = Field(
+        default=None,
+        description="An attended transfer under way: ringing, or talking once the consulted "
+        "party answered; null otherwise. The caller is on hold meanwhile.",
+    )
+    consult_agent_id: uuid.UUID | None = Field(
+        default=None, description="The agent being consulted, or null."
+    )
+    consult_number: str | None = Field(
+        default=None, description="The outside number being consulted, or null."
+    )
+    forwarded_to: str | None = Field(
+        default=None,
+        description="The outside number the call is being (state transferring) or was sent to.",
+    )
 
 
 class ForwardRequest(BaseModel):
@@ -301,6 +316,10 @@ async def live_calls(session: AsyncSession, actor: Actor) -> list[LiveCallOut]:
             number=call.number,
             started_at=call.started_at,
             connected_at=call.connected_at,
+            consult_state=call.consult_state,
+            consult_agent_id=call.consult_agent_id,
+            consult_number=call.consult_number,
+            forwarded_to=call.forwarded_to,
         )
         for call, queue_id in rows
     ]

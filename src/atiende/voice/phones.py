@@ -23,11 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atiende.audit import service as audit
 from atiende.core.config import Settings
-from atiende.core.db import require_tenant
-from atiende.core.errors import NotFound, PermissionDenied
+from atiende.core.db import now, require_tenant
+from atiende.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from atiende.core.events import emit
 from atiende.identity.actor import Actor
 from atiende.identity.models import Role, User
+from atiende.voice.access import require_admin
 from atiende.voice.ari import AriError, Endpoint
 from atiende.voice.ari_events import AriEventMalformed
 from atiende.voice.calls import ExtensionChanged
@@ -187,3 +188,43 @@ async def set_my_extension(
             audience=[user_id],
         )
     return await my_extension(session, actor, settings=settings)
+
+
+# --- extensions by hand (on premise; cloud tenants get theirs with their subscription) ----------
+
+EXTENSION_PATTERN: Final = r"^[0-9]{2,10}$"
+
+
+class ExtensionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    number: str = Field(pattern=EXTENSION_PATTERN, description="2 to 10 digits, e.g. 1001.")
+    user_id: uuid.UUID | None = Field(default=None, description="Who holds it (or nobody yet).")
+
+
+async def add_extension(session: AsyncSession, actor: Actor, data: ExtensionCreate) -> Extension:
+    """A PBX user by hand, held by a user of the tenant or free; audited. Its phone's SIP
+    secret is set on the PBX (``atiende pbx config --generate-secrets`` prints one)."""
+    require_admin(actor, "extensions")
+    if await session.scalar(select(Extension.id).where(Extension.number == data.number)):
+        raise Conflict(
+            f"Extension {data.number} exists.", code="extension_number_taken", field="number"
+        )
+    if data.user_id is not None:
+        if await session.get(User, data.user_id) is None:
+            raise ValidationFailed("Unknown user.", code="unknown_user", field="user_id")
+        if await session.scalar(select(Extension.id).where(Extension.user_id == data.user_id)):
+            raise Conflict("That user holds an extension already.", code="user_has_extension")
+    row = Extension(number=data.number, user_id=data.user_id, created_at=now(session))
+    session.add(row)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "extension.create",
+        resource_type="extension",
+        resource_id=row.id,
+        tenant_id=require_tenant(session),
+        after={"number": row.number, "user_id": str(row.user_id) if row.user_id else None},
+    )
+    return row

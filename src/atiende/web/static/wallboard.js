@@ -4,7 +4,8 @@
  * from GET /api/v1/wallboard after every (re)connection, on relevant events (at most once a
  * second) and every 10 s; between pulls the waiting and in-state times tick in the browser.
  * The phone calls (GET /api/v1/voice/calls) add each agent's call state (ringing, talking,
- * on hold) and the calls now in each voice queue; call.updated events pull them again.
+ * on hold, consulting someone during an attended transfer, transferring to an outside number)
+ * and the calls now in each voice queue; call.updated events pull them again.
  * Next to an agent who is talking, Listen, Whisper and Barge ring the supervisor's own phone
  * into that call (POST /api/v1/interactions/{id}/call/supervise).
  */
@@ -221,30 +222,53 @@
 
   const callsIn = (queueId) => state.calls.filter((c) => c.queue_id === queueId).length;
 
-  /** What the agent's phone is doing: on hold, talking, or ringing (null: none of these). */
-  function callOf(agentId) {
-    const mine = state.calls.find(
-      (c) => c.agent_id === agentId && ["bridged", "on_hold"].includes(c.state),
+  /** The call the agent answered (talking, on hold or being forwarded), or undefined. */
+  const agentCall = (agentId) =>
+    state.calls.find(
+      (c) => c.agent_id === agentId && ["bridged", "on_hold", "transferring"].includes(c.state),
     );
-    if (mine) return mine.on_hold || mine.state === "on_hold" ? "on_hold" : "talking";
+
+  /** What the agent's phone is doing: consulting, transferring, on hold, talking, or ringing
+   * (null: none of these). A consultation or a forward hides the on-hold / talking state. */
+  function callOf(agentId) {
+    const mine = agentCall(agentId);
+    if (mine) {
+      if (mine.consult_state) return "consulting";
+      if (mine.state === "transferring") return "transferring";
+      return mine.on_hold || mine.state === "on_hold" ? "on_hold" : "talking";
+    }
     const ringing = state.calls.some((c) => (c.ringing_agent_ids || []).includes(agentId));
     return ringing ? "ringing" : null;
+  }
+
+  /** Whom the agent consults: the agent's name (or an agent not on the board), or the number. */
+  function consultLabel(call) {
+    if (call.consult_agent_id) {
+      const name = names()[call.consult_agent_id];
+      return name ? t("board_call_consulting", { name }) : t("board_call_consulting_agent");
+    }
+    return t("board_call_consulting", { name: call.consult_number || "" });
   }
 
   function callBadge(agentId) {
     const kind = callOf(agentId);
     if (!kind) return null;
-    const label = {
-      talking: "call_state_bridged",
-      on_hold: "call_state_on_hold",
-      ringing: "call_state_offering",
-    }[kind];
-    return h(
-      "span",
-      { class: "call-badge", "data-call": kind, "data-testid": "agent-call" },
-      A.icon("phone"),
-      t(label),
-    );
+    const call = agentCall(agentId);
+    let label;
+    if (kind === "consulting") label = consultLabel(call);
+    else if (kind === "transferring")
+      label = t("board_call_forwarding", { number: call.forwarded_to || "" });
+    else
+      label = t(
+        {
+          talking: "call_state_bridged",
+          on_hold: "call_state_on_hold",
+          ringing: "call_state_offering",
+        }[kind],
+      );
+    const attributes = { class: "call-badge", "data-call": kind, "data-testid": "agent-call" };
+    if (kind === "consulting") attributes["data-consult"] = call.consult_state;
+    return h("span", attributes, A.icon("phone"), label);
   }
 
   // --- joining a call: listen, whisper, barge ----------------------------------------------
