@@ -1189,7 +1189,11 @@ async def _check_due(db: Database, visitor_id: uuid.UUID, at: datetime) -> bool:
 async def test_a_tab_still_open_on_another_node_keeps_the_chat_waiting(
     settings: Settings, clock: TestClock
 ) -> None:
-    settings = settings.model_copy(update={"webchat_leave_grace_seconds": 120})
+    # Heartbeats every 2 s: a busy machine may answer one late, and a socket silent for three
+    # of them is dropped (which would end the very presence this test is about).
+    settings = settings.model_copy(
+        update={"webchat_leave_grace_seconds": 120, "websocket_heartbeat_seconds": 2.0}
+    )
     node_a = create_app(settings, clock=clock, run_worker=False)
     node_b = create_app(settings, clock=clock, run_worker=False)
     async with LiveServer(node_a) as server_a, LiveServer(node_b) as server_b:
@@ -1209,7 +1213,7 @@ async def test_a_tab_still_open_on_another_node_keeps_the_chat_waiting(
             # The open tab's heartbeats on node A (one whole one after the jump) say the
             # visitor is still here.
             seen = len(beats)
-            await until(lambda: _at_least(beats, seen + 2))
+            await until(lambda: _at_least(beats, seen + 2), timeout=20)
             await run_jobs(node_a)
             assert (await only_interaction(db, chat.tenant)).status is InteractionStatus.queued
             await stop(answering)
