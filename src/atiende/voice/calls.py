@@ -33,7 +33,7 @@ import contextvars
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -1493,6 +1493,22 @@ class CallControl:
 
     # -- transfers: a third party (forward, consultation) ------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _writing(
+        self, call: _Call
+    ) -> AsyncIterator[tuple[AsyncSession, Call, Interaction] | None]:
+        """A unit of work on the call's row and its interaction (None when either is gone),
+        with the leg steps the call has pending written first."""
+        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
+            row = await session.get(Call, call.id)
+            interaction = await session.get(Interaction, call.interaction_id)
+            if row is None or interaction is None:
+                yield None
+                return
+            await record_entries(session, interaction, call.pending)
+            call.pending.clear()
+            yield session, row, interaction
+
     async def _command(self, call: _Call, data: Mapping[str, Any]) -> None:
         """A transfer a person asked for (``voice.control``, ``CallCommand``)."""
         command = data.get("command")
@@ -1664,12 +1680,9 @@ class CallControl:
             return
         self._apply_command(call.customer, legs.Hold())
         channel_id = self._new_third(call, "consult", agent_id, str(number) if number else None)
-        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
-            row = await session.get(Call, call.id)
-            interaction = await session.get(Interaction, call.interaction_id)
-            if row is not None and interaction is not None:
-                await record_entries(session, interaction, call.pending)
-                call.pending.clear()
+        async with self._writing(call) as found:
+            if found is not None:
+                session, row, _ = found
                 row.on_hold = True
                 row.state = legs.LegState.on_hold.value
                 await publish(session, row, "held")
@@ -1677,11 +1690,10 @@ class CallControl:
             await self._third_gone(call)
 
     async def _consult_refused(self, call: _Call, reason: str) -> None:
-        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
-            row = await session.get(Call, call.id)
-            interaction = await session.get(Interaction, call.interaction_id)
-            if row is None or interaction is None:
+        async with self._writing(call) as found:
+            if found is None:
                 return
+            session, row, interaction = found
             row.consult_agent_id = row.consult_number = row.consult_state = None
             await conversations.record(
                 session, interaction, "call.consult_ended", role="agent", reason=reason
@@ -1704,10 +1716,9 @@ class CallControl:
                 await client.add_channel(call.consult_bridge or "", channel_id)
             except AriError as error:
                 log.warning("joining the consultation of call %s failed: %s", call.id, error)
-            async with self.db.session(Scope.tenant(call.tenant_id)) as session:
-                row = await session.get(Call, call.id)
-                interaction = await session.get(Interaction, call.interaction_id)
-                if row is not None and interaction is not None:
+            async with self._writing(call) as found:
+                if found is not None:
+                    session, row, interaction = found
                     row.consult_state = "talking"
                     await conversations.record(
                         session, interaction, "call.consult_answered", role="agent"
@@ -1736,13 +1747,10 @@ class CallControl:
         except AriError as error:
             log.warning("bridging the forward of call %s failed: %s", call.id, error)
         self._apply_command(call.customer, legs.Transfer())  # a queue's forward: from queued
-        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
-            row = await session.get(Call, call.id)
-            interaction = await session.get(Interaction, call.interaction_id)
-            if row is None or interaction is None:
+        async with self._writing(call) as found:
+            if found is None:
                 return
-            await record_entries(session, interaction, call.pending)
-            call.pending.clear()
+            session, row, interaction = found
             await conversations.record(
                 session,
                 interaction,
@@ -1786,11 +1794,10 @@ class CallControl:
     async def _forward_failed(self, call: _Call, cause: str) -> None:
         """The outside number did not answer: a transferred caller goes back to the head of
         the queue; one the queue forwarded (closed, max wait) hears that and is hung up."""
-        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
-            row = await session.get(Call, call.id)
-            interaction = await session.get(Interaction, call.interaction_id)
-            if row is None or interaction is None:
+        async with self._writing(call) as found:
+            if found is None:
                 return
+            session, row, interaction = found
             await conversations.record(
                 session,
                 interaction,
@@ -1865,13 +1872,10 @@ class CallControl:
             await client.add_channel(call.bridge_id, new_agent)
         await self._unhold(call)
         await self._drop_consult_bridge(call)
-        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
-            row = await session.get(Call, call.id)
-            interaction = await session.get(Interaction, call.interaction_id)
-            if row is None or interaction is None:
+        async with self._writing(call) as found:
+            if found is None:
                 return
-            await record_entries(session, interaction, call.pending)
-            call.pending.clear()
+            session, row, interaction = found
             await conversations.record(
                 session,
                 interaction,
@@ -1889,11 +1893,10 @@ class CallControl:
             await publish(session, row, "transferred")
 
     async def _consult_refused_keep(self, call: _Call, reason: str) -> None:
-        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
-            row = await session.get(Call, call.id)
-            interaction = await session.get(Interaction, call.interaction_id)
-            if row is None or interaction is None:
+        async with self._writing(call) as found:
+            if found is None:
                 return
+            session, row, interaction = found
             await conversations.record(
                 session, interaction, "call.consult_complete_failed", role="agent", reason=reason
             )
@@ -1927,13 +1930,10 @@ class CallControl:
         call.third_agent = call.third_number = None
         await self._drop_consult_bridge(call)
         await self._unhold(call)
-        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
-            row = await session.get(Call, call.id)
-            interaction = await session.get(Interaction, call.interaction_id)
-            if row is None or interaction is None:
+        async with self._writing(call) as found:
+            if found is None:
                 return
-            await record_entries(session, interaction, call.pending)
-            call.pending.clear()
+            session, row, interaction = found
             await conversations.record(
                 session, interaction, "call.consult_ended", role="agent", reason=reason
             )
@@ -2089,11 +2089,10 @@ class CallControl:
         if call.voicemail != "recording":
             return
         call.voicemail = "done" if finished else "failed"
-        async with self.db.session(Scope.tenant(call.tenant_id)) as session:
-            row = await session.get(Call, call.id)
-            interaction = await session.get(Interaction, call.interaction_id)
-            if row is None or interaction is None:
+        async with self._writing(call) as found:
+            if found is None:
                 return
+            session, row, interaction = found
             if finished:
                 row.recording_name = voicemail_name_of(call.id)
                 row.recording_state = "done"
