@@ -96,9 +96,9 @@ def counting_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     batches: list[int] = []
     write = service.Inbox._write
 
-    async def counting(self: service.Inbox, db: Database, batch: list[Any]) -> Any:
+    def counting(self: service.Inbox, batch: list[Any], session: Any) -> Any:
         batches.append(len(batch))
-        return await write(self, db, batch)
+        return write(self, batch, session)
 
     monkeypatch.setattr(service.Inbox, "_write", counting)
     return batches
@@ -190,12 +190,12 @@ async def test_a_failed_write_acknowledges_nothing_and_the_redelivery_is_stored(
 ) -> None:
     office = await desk(app, ["whatsapp"])
     account = await connect(office)
-    schedule_new = jobs.schedule_new
+    schedule_new = jobs.schedule_new_sync
 
-    async def failing(*args: Any, **kwargs: Any) -> None:
+    def failing(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(jobs, "schedule_new", failing)
+    monkeypatch.setattr(jobs, "schedule_new_sync", failing)
     body = text_message(1)
     async with api_client(app) as provider:
         answers = await asyncio.gather(
@@ -205,7 +205,7 @@ async def test_a_failed_write_acknowledges_nothing_and_the_redelivery_is_stored(
             (503, "webhook_not_stored")
         ] * 2
         assert await stored(office.db) == []  # the event rolled back with its job
-        monkeypatch.setattr(jobs, "schedule_new", schedule_new)
+        monkeypatch.setattr(jobs, "schedule_new_sync", schedule_new)
         redelivered = await post(provider, account, body)
     assert (redelivered.status_code, redelivered.json()) == (200, {"status": "stored"})
     assert len(await stored(office.db)) == 1

@@ -12,17 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import Table, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from atiende.core.config import Settings
-from atiende.core.db import SCOPE_KEY, Database, Scope, now
+from atiende.core.db import SCOPE_KEY, Database, DriverStatement, Scope, now
 from atiende.core.errors import NotFound
 from atiende.core.ids import new_id
 from atiende.core.metrics import JOBS_RUN
@@ -95,27 +97,56 @@ async def schedule_new(
     Each dedupe key names such a row (``"<kind>:<row id>"``), so no job can have it yet:
     unlike ``schedule`` nothing is looked up first (a key in use fails the unit of work).
     """
+    if new:
+        await session.execute(insert(Job), new_job_rows(now(session), kind, new, max_attempts))
+
+
+def schedule_new_sync(
+    session: Session,
+    driver: sqlite3.Connection | None,
+    kind: str,
+    new: Sequence[NewJob],
+    *,
+    max_attempts: int = 5,
+) -> None:
+    """``schedule_new`` in a synchronous unit of work (``Database.run_sync``), as one Core
+    statement on its connection, or on ``driver`` (``DriverStatement.connection``): the
+    ORM's bulk path cost more than the rows."""
     if not new:
         return
-    instant = now(session)
-    await session.execute(
-        insert(Job),
-        [
-            {
-                "id": new_id(),
-                "tenant_id": tenant_id,
-                "kind": kind,
-                "payload": payload,
-                "dedupe_key": dedupe_key,
-                "status": JobStatus.pending,
-                "run_at": instant,
-                "attempts": 0,
-                "max_attempts": max_attempts,
-                "created_at": instant,
-            }
-            for tenant_id, payload, dedupe_key in new
-        ],
-    )
+    rows = new_job_rows(now(session), kind, new, max_attempts)
+    if driver is not None:
+        _INSERT_JOB_SQLITE.run_many(driver, rows)
+    else:
+        session.connection().execute(_JOBS.insert(), rows)
+
+
+_JOBS = cast(Table, Job.__table__)
+_NEW_JOB_COLUMNS = (
+    "id", "tenant_id", "kind", "payload", "dedupe_key", "status", "run_at", "attempts",
+    "max_attempts", "created_at",
+)  # fmt: skip
+_INSERT_JOB_SQLITE = DriverStatement(_JOBS.insert(), _NEW_JOB_COLUMNS)
+
+
+def new_job_rows(
+    instant: datetime, kind: str, new: Sequence[NewJob], max_attempts: int
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": new_id(),
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "payload": payload,
+            "dedupe_key": dedupe_key,
+            "status": JobStatus.pending,
+            "run_at": instant,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "created_at": instant,
+        }
+        for tenant_id, payload, dedupe_key in new
+    ]
 
 
 async def _by_key(session: AsyncSession, dedupe_key: str) -> Job | None:
