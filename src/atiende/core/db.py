@@ -305,10 +305,12 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         # Writers queue on the database lock up front instead of failing on lock upgrade;
         # read-only units of work read a WAL snapshot without taking the write lock.
-        if conn.get_execution_options().get(READ_ONLY_OPTION):
-            conn.exec_driver_sql("BEGIN")
+        sql = "BEGIN" if conn.get_execution_options().get(READ_ONLY_OPTION) else "BEGIN IMMEDIATE"
+        driver = conn.connection.driver_connection
+        if isinstance(driver, sqlite3.Connection):  # synchronous units: straight to it
+            driver.execute(sql)
         else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql(sql)
 
 
 def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
@@ -335,7 +337,7 @@ class _SqliteDirect:
     statements. So that nothing in it can wait: its connection does not wait for the
     file lock (a unit that finds another process writing runs on the thread instead, with
     the usual 10 s busy timeout) and does not checkpoint the write-ahead log as it
-    commits; the thread does that, passively, every ``CHECKPOINT_EVERY`` units (the
+    commits; the thread does that after every ``CHECKPOINT_EVERY`` units (the
     asynchronous driver's connections still checkpoint as they commit).
     """
 
@@ -346,6 +348,29 @@ class _SqliteDirect:
         self.waiting = self._engine(url, in_loop=False)
         self.thread = ThreadPoolExecutor(1, "atiende-sqlite")
         self.units = 0
+        self._connection: Connection | None = None
+
+    def discard_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.invalidate()
+            self._connection = None
+
+    def connection(self) -> Connection:
+        """The loop's connection, kept between units (a checkout from the pool and its
+        reset cost a third of an empty unit)."""
+        if self._connection is None or self._connection.closed or self._connection.invalidated:
+            self._connection = self.in_loop.connect()
+        return self._connection
+
+    async def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database, on the thread, as far as readers
+        allow. The caller holds the write turn, as SQLite's own checkpoint on commit holds
+        the write lock: with units committing meanwhile the log could never be copied
+        whole, and would grow on. The units before it are committed whatever happens."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.thread, _checkpoint, self.waiting)
+        except Exception:
+            log.exception("checkpointing the SQLite write-ahead log failed")
 
     @staticmethod
     def usable(url: str) -> bool:
@@ -376,6 +401,8 @@ class _SqliteDirect:
         return engine
 
     async def dispose(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
         self.in_loop.dispose()
         await asyncio.get_running_loop().run_in_executor(self.thread, self.waiting.dispose)
         self.thread.shutdown(wait=False)
@@ -397,8 +424,9 @@ def _checkpoint(engine: Engine) -> None:
         connection.close()
 
 
-def _is_busy(error: OperationalError) -> bool:
-    return isinstance(error.orig, sqlite3.OperationalError) and "locked" in str(error.orig)
+def _is_busy(error: OperationalError | sqlite3.OperationalError) -> bool:
+    cause = error.orig if isinstance(error, OperationalError) else error
+    return isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
 
 
 class Publisher(Protocol):
@@ -412,7 +440,10 @@ SQLITE_WRITER_WAIT_SECONDS = 10.0  # as long as the file lock's busy timeout
 @asynccontextmanager
 async def _sqlite_turn(lock: asyncio.Lock) -> AsyncIterator[None]:
     try:
-        await asyncio.wait_for(lock.acquire(), SQLITE_WRITER_WAIT_SECONDS)
+        if lock.locked():  # a timer only when there is a wait (it costs a task each time)
+            await asyncio.wait_for(lock.acquire(), SQLITE_WRITER_WAIT_SECONDS)
+        else:
+            await lock.acquire()
     except TimeoutError as error:
         raise RuntimeError(
             "no SQLite write turn in 10 s: a writing unit of work opened inside another one?"
@@ -445,6 +476,7 @@ class Database:
         self._sqlite_writer = asyncio.Lock() if url.startswith("sqlite") else None
         # See ``run_sync``: created on first use.
         self._sqlite_direct: _SqliteDirect | None = None
+        self._sqlite_file = url.startswith("sqlite") and _SqliteDirect.usable(url)
 
     @property
     def dialect(self) -> str:
@@ -495,7 +527,7 @@ class Database:
         ordinary unit of work, with the same semantics. ``work`` must not wait on
         anything but the database.
         """
-        if self._sqlite_writer is None or not _SqliteDirect.usable(self.url):
+        if self._sqlite_writer is None or not self._sqlite_file:
             async with self.session(scope) as session:
                 return await session.run_sync(work)
         if self._sqlite_direct is None:
@@ -504,28 +536,26 @@ class Database:
         loop = asyncio.get_running_loop()
         async with _sqlite_turn(self._sqlite_writer):
             try:
-                result, callbacks = self._unit(direct.in_loop, scope, work)
+                result, callbacks = self._unit(direct.connection(), scope, work)
             except _FileLocked:  # another process writes: wait for it off the loop
+                direct.discard_connection()
                 result, callbacks = await loop.run_in_executor(
                     direct.thread, self._unit, direct.waiting, scope, work
                 )
             direct.units += 1
-        if direct.units % direct.CHECKPOINT_EVERY == 0:
-            try:  # the unit is committed whatever happens here
-                await loop.run_in_executor(direct.thread, _checkpoint, direct.waiting)
-            except Exception:
-                log.exception("checkpointing the SQLite write-ahead log failed")
+            if direct.units % direct.CHECKPOINT_EVERY == 0:
+                await direct.checkpoint()
         await _after_commit(callbacks)
         return result
 
     def _unit(
-        self, engine: Engine, scope: Scope | None, work: Callable[[Session], T]
+        self, bind: Engine | Connection, scope: Scope | None, work: Callable[[Session], T]
     ) -> tuple[T, list[Callable[[], Any]]]:
-        with Session(engine, expire_on_commit=False) as session:
+        with Session(bind, expire_on_commit=False) as session:
             self._prepare(session, scope)
             try:
                 session.connection()  # BEGIN IMMEDIATE
-            except OperationalError as error:
+            except (OperationalError, sqlite3.OperationalError) as error:
                 if _is_busy(error):
                     raise _FileLocked from error
                 raise
