@@ -505,27 +505,10 @@ class Inbox:
         batch: list[_Arrival] = []
         try:
             while self._waiting:
-                # Requests already read are a loop turn or two from arriving here; letting
-                # the loop turn while more keep joining doubles a batch under load (the
-                # write itself never yields to the loop on SQLite). Alone, one turn.
-                for _ in range(self.GATHER_TURNS):
-                    seen = len(self._waiting)
-                    await asyncio.sleep(0)
-                    if len(self._waiting) == seen:
-                        break
+                await self._gather()
                 batch = self._waiting[: self.MAX_BATCH]
                 del self._waiting[: self.MAX_BATCH]
-                try:
-                    results, changed = await db.run_sync(
-                        Scope.system(), functools.partial(self._write, batch)
-                    )
-                    for account_id, known in changed.items():
-                        self._forget(account_id)
-                        if known is not None:
-                            self._known[known.webhook_key] = known
-                except Exception:
-                    log.exception("storing %d webhooks failed; none is acknowledged", len(batch))
-                    results = [IntakeUnavailable() for _ in batch]
+                results = await self._store(db, batch)
                 for arrival, result in zip(batch, results, strict=True):
                     if arrival.outcome.done():  # the client went away; the event is kept
                         continue
@@ -542,6 +525,30 @@ class Inbox:
         finally:
             # Here, not in a done callback: an arrival in between would find no writer.
             self._writer = None
+
+    async def _gather(self) -> None:
+        """Requests already read are a loop turn or two from arriving here; letting the loop
+        turn while more keep joining doubles a batch under load (the write itself never
+        yields to the loop on SQLite). Alone, one turn."""
+        for _ in range(self.GATHER_TURNS):
+            seen = len(self._waiting)
+            await asyncio.sleep(0)
+            if len(self._waiting) == seen:
+                return
+
+    async def _store(self, db: Database, batch: list[_Arrival]) -> list[Intake | Exception]:
+        try:
+            results, changed = await db.run_sync(
+                Scope.system(), functools.partial(self._write, batch)
+            )
+        except Exception:
+            log.exception("storing %d webhooks failed; none is acknowledged", len(batch))
+            return [IntakeUnavailable() for _ in batch]
+        for account_id, known in changed.items():
+            self._forget(account_id)
+            if known is not None:
+                self._known[known.webhook_key] = known
+        return results
 
     def _write(
         self, batch: list[_Arrival], session: SyncSession
