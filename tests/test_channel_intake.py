@@ -347,3 +347,51 @@ async def test_a_webhook_for_an_unknown_kind_of_channel_is_refused_as_invalid(
     assert body["details"]["errors"][0]["location"] == "path"
     assert body["details"]["errors"][0]["field"] == "kind"
     assert await stored(office.db) == []
+
+
+def inbox_waiting_for(expected: int) -> service.Inbox:
+    """An inbox whose last batch, with what came during its write, was ``expected``."""
+    inbox = service.Inbox.__new__(service.Inbox)
+    inbox._waiting = []
+    inbox._expected = expected
+    inbox._enough = None
+    return inbox
+
+
+def arrival() -> Any:
+    return object()  # gathering only counts arrivals
+
+
+async def test_a_batch_waits_for_the_senders_of_the_last_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """16 senders split into two batches of 8 wait for each other: the next batch holds
+    all 16 (fewer, bigger transactions)."""
+    monkeypatch.setattr(service.Inbox, "GATHER_WAIT", 30.0)
+    inbox = inbox_waiting_for(16)
+    for _ in range(8):
+        inbox._join(arrival())
+    gathering = asyncio.create_task(inbox._gather())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not gathering.done()  # eight are not the sixteen that came last time
+    for _ in range(8):
+        inbox._join(arrival())
+    await asyncio.wait_for(gathering, 1)
+    assert len(inbox._waiting) == 16
+
+
+async def test_a_batch_waits_only_briefly_and_then_expects_less(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(service.Inbox, "GATHER_WAIT", 0.01)
+    inbox = inbox_waiting_for(16)
+    for _ in range(3):
+        inbox._join(arrival())
+    await asyncio.wait_for(inbox._gather(), 1)
+    assert inbox._expected == 3  # the senders are fewer now: the next batch does not wait
+    inbox._waiting.clear()
+    for _ in range(3):
+        inbox._join(arrival())
+    monkeypatch.setattr(service.Inbox, "GATHER_WAIT", 30.0)
+    await asyncio.wait_for(inbox._gather(), 1)  # three are enough now
