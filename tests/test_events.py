@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from atiende.core.bus import InProcessBus
 from atiende.core.db import Database, Scope
-from atiende.core.events import EVENT_TYPES, EventEnvelope, EventRecord, emit
+from atiende.core.events import EVENT_TYPES, EventEnvelope, EventRecord, emit, emit_many
 from atiende.identity.events import UserCreated
 
 
@@ -66,5 +66,35 @@ async def test_a_failed_publish_does_not_undo_or_fail_a_committed_change(databas
             await emit(session, UserCreated(user_id=uuid.uuid4(), role="agent"))
         async with db.session(Scope.system()) as session:
             assert len((await session.scalars(select(EventRecord))).all()) == 1
+    finally:
+        await db.dispose()
+
+
+async def test_a_batch_of_events_gets_increasing_ids_never_reused(database_url: str) -> None:
+    """``emit_many``'s envelopes carry the ids the log stored, in order; ids keep growing
+    after the log is pruned (clients resume from them)."""
+    db = Database(database_url)
+    try:
+
+        async def emit_batch(size: int) -> list[EventEnvelope]:
+            async with db.session(Scope.system()) as session:
+                users = [UserCreated(user_id=uuid.uuid4(), role="agent") for _ in range(size)]
+                return await emit_many(session, users)
+
+        first = await emit_batch(5)
+        second = await emit_batch(3)
+        single = await emit_batch(1)
+        ids = [e.id for e in first + second + single]
+        assert ids == sorted(ids)
+        assert len(set(ids)) == 9
+        async with db.session(Scope.system()) as session:
+            stored = {r.id: r.data["user_id"] for r in await session.scalars(select(EventRecord))}
+        assert stored == {e.id: e.data["user_id"] for e in first + second + single}
+
+        async with db.session(Scope.system()) as session:  # pruning empties the log
+            await session.execute(delete(EventRecord))
+        after = await emit_batch(4)
+        assert min(e.id for e in after) > max(ids)
+        assert [e.id for e in after] == sorted(e.id for e in after)
     finally:
         await db.dispose()

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, ClassVar, cast
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import JSON, BigInteger, Integer, String, Table, insert
+from sqlalchemy import JSON, BigInteger, Integer, String, Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -128,9 +128,6 @@ async def emit_many(
         for event, audience in zip(events, per_event, strict=True)
     ]
     await session.flush()  # keep the log in the order of the unit of work's other writes
-    result = await session.execute(
-        insert(EVENT_LOG).returning(EVENT_LOG.c.id, sort_by_parameter_order=True), rows
-    )
     envelopes = [
         EventEnvelope(
             id=new_id,
@@ -140,7 +137,7 @@ async def emit_many(
             data=row["data"],
             audience=None if row["audience"] is None else [uuid.UUID(a) for a in row["audience"]],
         )
-        for row, new_id in zip(rows, result.scalars().all(), strict=True)
+        for row, new_id in zip(rows, await _insert_events(session, rows), strict=True)
     ]
     publisher = session.info.get(PUBLISHER_KEY)
     if publisher is not None:
@@ -151,3 +148,34 @@ async def emit_many(
 
         after_commit(session, publish_all)
     return envelopes
+
+
+async def _insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the rows; their ids, in the rows' order.
+
+    PostgreSQL: one INSERT … RETURNING, in parameter order. SQLite cannot promise the order
+    of RETURNING rows, so SQLAlchemy would send one INSERT per row (9,200 statements in a
+    big routing round, a third of its time); there the ids are given here instead, after
+    the log's sequence: a writing unit of work holds the database's write lock from its
+    first statement (``BEGIN IMMEDIATE``), so nothing can be inserted in between, and
+    ``AUTOINCREMENT`` moves its sequence past the largest id written, so none is reused.
+    """
+    connection = await session.connection()
+    if connection.dialect.name != "sqlite" or len(rows) == 1:
+        result = await session.execute(
+            insert(EVENT_LOG).returning(EVENT_LOG.c.id, sort_by_parameter_order=True), rows
+        )
+        return list(result.scalars().all())
+    last = await connection.scalar(_SQLITE_LAST_EVENT_ID)
+    ids = list(range(int(last or 0) + 1, int(last or 0) + 1 + len(rows)))
+    await connection.execute(
+        insert(EVENT_LOG), [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)]
+    )
+    return ids
+
+
+# The largest id the log has ever given (``sqlite_sequence`` remembers it after pruning).
+_SQLITE_LAST_EVENT_ID = text(
+    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'event_log'), 0), "
+    "coalesce((SELECT max(id) FROM event_log), 0))"
+)
