@@ -170,6 +170,59 @@ def test_admin_sets_up_a_queue_with_skill_member_disposition_and_widget(
     assert errors == []
 
 
+# The queue page's members request, held back in the browser for 1.5 s.
+SLOW_MEMBERS = """
+const realFetch = window.fetch;
+window.fetch = async (input, init) => {
+  const url = typeof input === "string" ? input : input.url;
+  const method = (init && init.method) || "GET";
+  if (method === "GET" && /\\/api\\/v1\\/queues\\/[^/]+\\/members$/.test(url)) {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+  }
+  return realFetch(input, init);
+};
+"""
+
+
+def test_members_chosen_while_the_queue_loads_are_kept(
+    live_server: LiveServer, new_context: NewContext, sign_in: SignIn
+) -> None:
+    """The members list waits for the queue's current members before it can be changed: a
+    slow answer arriving after the admin's choice no longer wipes it (and an empty list is
+    no longer what gets saved)."""
+    page = new_context().new_page()
+    errors = _watched(page)
+    page.add_init_script(SLOW_MEMBERS)
+    sign_in(page, live_server.logins["admin"])
+    agent = live_server.logins["agent"]
+    _open(page, "/admin/agents")
+    if page.locator(f"[data-agent='{agent.email}']").count() == 0:  # a profile, once
+        form = page.get_by_test_id("agent-form")
+        form.locator("select[name=user_id]").select_option(label=f"{agent.name} ({agent.email})")
+        form.locator("button[type=submit]").click()
+    expect(page.locator(f"[data-agent='{agent.email}']")).to_be_visible()
+
+    _open(page, "/admin/queues")
+    form = page.get_by_test_id("queue-form")
+    form.locator("input[name=name]").fill("Lenta")
+    form.locator("input[name=channels][value=webchat]").check()
+    form.locator("button[type=submit]").click()
+    expect(page.locator("[data-queue='Lenta']")).to_be_visible()
+    members = page.get_by_test_id("members-form")
+    choice = members.locator("select[name=agent_ids]")
+    expect(choice).to_be_disabled()  # the queue's members are on their way
+    choice.select_option(label=f"{agent.name} ({agent.email})")  # waits until it is enabled
+    page.wait_for_timeout(2000)  # any answer still on its way has arrived by now
+    members.locator("button[type=submit]").click()
+    expect(members.get_by_test_id("message-success")).to_be_visible()
+
+    _open(page, "/admin/queues")
+    page.locator("[data-queue='Lenta']").get_by_test_id("edit").click()
+    selected = members.locator("select[name=agent_ids] option:checked")
+    expect(selected).to_have_text([f"{agent.name} ({agent.email})"])
+    assert errors == []
+
+
 def test_admin_sets_voicemail_forwarding_messages_and_announcements_on_a_queue(
     live_server: LiveServer, new_context: NewContext, sign_in: SignIn
 ) -> None:

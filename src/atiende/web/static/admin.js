@@ -301,13 +301,19 @@
       extra.hidden = !queue;
       if (!queue) return;
       showMessage($("[data-form-message]", membersForm), "", "");
+      // Locked until this queue's members are in: a choice made before they arrive would
+      // be overwritten by them (and then saved as an empty list).
+      membersSelect.disabled = true;
       try {
         const members = await api("GET", `/api/v1/queues/${queue.id}/members`);
+        if (current !== queue) return; // another queue was opened meanwhile
         for (const option of membersSelect.options) {
           option.selected = members.agent_ids.includes(option.value);
         }
       } catch (error) {
         showMessage($("[data-form-message]", membersForm), "error", errorMessage(error));
+      } finally {
+        if (current === queue) membersSelect.disabled = !canWrite;
       }
       await loadDispositions();
     }
@@ -385,6 +391,7 @@
       membersForm.addEventListener("submit", async (event) => {
         event.preventDefault();
         const box = $("[data-form-message]", membersForm);
+        if (membersSelect.disabled) return; // the queue's members are still loading
         const ids = Array.from(membersSelect.selectedOptions).map((o) => o.value);
         await busy(membersForm, async () => {
           try {
