@@ -579,8 +579,8 @@ class Inbox:
         self, batch: list[_Arrival], session: SyncSession
     ) -> tuple[list[Intake | Exception], dict[uuid.UUID, _Known | None]]:
         """Store a batch in one synchronous unit of work (``Database.run_sync``: on SQLite
-        it runs whole on the driver's thread). Answers each arrival's outcome, and the
-        accounts found changed (None: gone) for the loop to remember."""
+        it runs in the event loop, through the driver itself). Answers each arrival's
+        outcome, and the accounts found changed (None: gone) for the loop to remember."""
         results: dict[int, Intake | Exception] = {}
         changed: dict[uuid.UUID, _Known | None] = {}
         # Core statements, or on SQLite the driver itself: SQLAlchemy's layers cost more
